@@ -1,0 +1,152 @@
+import { randomBytes } from 'node:crypto';
+import { fstatSync, realpathSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join as shellJoin } from 'shlex';
+import type { Settings } from '../config.js';
+import { formatProblems, validateSettings } from '../config.js';
+import { loadSettings } from '../config-files.js';
+import { engineEnvironment, ENGINE_ENV, runArgv } from '../engine/argv.js';
+import { DockerEngine } from '../engine/docker.js';
+import { enginePath, locateEngine } from '../engine/locate.js';
+import { caSetup, type HostEnv, proxyVars, resolveForwardedEnv } from '../env.js';
+import { UsageError } from '../errors.js';
+import { chooseImage } from '../images.js';
+import { supervise } from '../lifecycle.js';
+import type { Logger } from '../log.js';
+import { parseRunnerArgs, RUNNERS } from '../runners.js';
+import { cacheVolumeName, containerLabels, containerName, containerSpec, LABEL, resolvePolicy } from '../sandbox.js';
+import { VERSION } from '../version.js';
+
+export interface RunFlags {
+  env: string[];
+  image?: string;
+  network?: string;
+  memory?: string;
+  cpus?: string;
+  pids?: string;
+  grace?: string;
+  stopOnEof: boolean;
+  dryRun: boolean;
+}
+
+/** Everything `run` takes from the process, passed in so tests can stand in for it. */
+export interface RunContext {
+  readonly env: HostEnv;
+  readonly cwd: string;
+  readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean; fd?: number };
+  readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
+  readonly log: Logger;
+  readonly pid: number;
+}
+
+export async function run(runnerName: string, args: string[], flags: RunFlags, ctx: RunContext): Promise<number> {
+  const invocation = parseRunnerArgs(runnerName, args);
+  const loaded = await loadSettings(ctx.env, ctx.cwd);
+  const settings = withFlags(loaded.settings, flags);
+  const policy = resolvePolicy(settings);
+  const runner = RUNNERS[invocation.runner];
+  const choice = chooseImage(invocation.runner, flags.image, ctx.env, settings);
+
+  const forwarded = resolveForwardedEnv([...(settings.env ?? []), ...flags.env], ctx.env);
+  for (const name of forwarded.unset) ctx.log.note(`-e ${name}: not set in mcpbox's environment, so not passed`);
+  const forwardedNames = new Set(forwarded.vars.map((v) => v.name));
+  const carried = [...forwarded.vars, ...proxyVars(ctx.env).filter((v) => !forwardedNames.has(v.name))];
+  const ca = caSetup(ctx.env, runner.caEnv, existingFile);
+  for (const name of ca.missing) ctx.log.warn(`${name} names ${ctx.env[name]}, which does not exist: not mounted`);
+
+  const tty = Boolean(ctx.stdin.isTTY && ctx.stdout.isTTY);
+  const name = containerName(invocation, randomBytes(3).toString('hex'));
+  const labels = containerLabels(invocation, { pid: ctx.pid, host: hostname(), startedAt: new Date(), version: VERSION });
+  const spec = containerSpec({
+    invocation,
+    policy,
+    image: choice.image,
+    name,
+    labels,
+    ca,
+    forwarded: carried,
+    engineVars: ENGINE_ENV,
+    tty,
+  });
+  const argv = runArgv(spec);
+
+  if (flags.dryRun) {
+    let bin = 'docker';
+    try {
+      bin = locateEngine({ env: ctx.env, configured: settings.docker }).path;
+    } catch {
+      // A dry run prints the command even where no engine is installed.
+    }
+    ctx.stdout.write(`${shellJoin([bin, ...argv])}\n`);
+    return 0;
+  }
+
+  const located = locateEngine({ env: ctx.env, configured: settings.docker });
+  const baseEnv = engineEnvironment(ctx.env, { env: [] });
+  baseEnv.PATH = enginePath(located.path, ctx.env.PATH);
+  const engine = new DockerEngine({ bin: located.path, env: baseEnv, log: ctx.log });
+
+  const volume = cacheVolumeName(invocation);
+  const missing = await engine.missing(volume ? [choice.image, volume] : [choice.image]);
+  if (missing.has(choice.image)) {
+    if (choice.build) {
+      ctx.log.info(`building ${choice.image} from ${choice.build.context} on ${choice.build.base} (first use only)`);
+      await engine.build({
+        tag: choice.image,
+        context: choice.build.context,
+        buildArgs: { BASE_IMAGE: choice.build.base },
+        labels: { [LABEL.managed]: 'true', 'dev.mcpbox.base-image': choice.build.base },
+      });
+    } else {
+      ctx.log.info(`pulling ${choice.image}`);
+      await engine.pull(choice.image);
+    }
+  }
+  if (volume && missing.has(volume)) {
+    await engine.prepareVolume(volume, choice.image, { [LABEL.managed]: 'true', [LABEL.runner]: invocation.runner });
+  }
+
+  return supervise({
+    engine,
+    argv,
+    env: { ...engineEnvironment(ctx.env, spec), PATH: baseEnv.PATH },
+    name,
+    stdin: ctx.stdin,
+    tty,
+    stopOnEof: flags.stopOnEof && isPipe(ctx.stdin),
+    graceMs: (settings.grace ?? 2) * 1000,
+    log: ctx.log,
+  });
+}
+
+/** Flags are one more settings layer, checked by the same rules as files. */
+function withFlags(settings: Settings, flags: RunFlags): Settings {
+  const raw: Record<string, unknown> = {};
+  if (flags.memory !== undefined) raw.memory = flags.memory;
+  if (flags.cpus !== undefined) raw.cpus = flags.cpus;
+  if (flags.pids !== undefined) raw.pids = Number(flags.pids);
+  if (flags.network !== undefined) raw.network = flags.network;
+  if (flags.grace !== undefined) raw.grace = Number(flags.grace);
+  const { settings: fromFlags, problems } = validateSettings(raw, 'command line');
+  if (problems.length > 0) throw new UsageError(formatProblems(problems).replace(/"(\w+)"/, '--$1'));
+  return { ...settings, ...fromFlags };
+}
+
+function existingFile(path: string): string | undefined {
+  try {
+    const real = realpathSync(path);
+    return statSync(real).isFile() ? real : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A client's pipe or socket: its end means the client is done with the server. */
+function isPipe(stream: { fd?: number }): boolean {
+  try {
+    const stat = fstatSync(stream.fd ?? 0);
+    return stat.isFIFO() || stat.isSocket();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,114 @@
+import type { ContainerSpec, Mount } from '../sandbox.js';
+
+/**
+ * ContainerSpec → `docker run` argv. Pure. Every hardening flag is here, in one place, and the full
+ * argv of a default run is pinned by a snapshot test.
+ */
+export function runArgv(spec: ContainerSpec): string[] {
+  const { policy } = spec;
+  const argv = [
+    'run',
+    '--rm',
+    '--interactive',
+    ...(spec.tty ? ['--tty'] : []),
+    // tini as PID 1: signals reach the server and zombies are reaped.
+    '--init',
+    '--name',
+    spec.name,
+    ...Object.entries(spec.labels).flatMap(([key, value]) => ['--label', `${key}=${value}`]),
+    '--user',
+    policy.user,
+    '--read-only',
+    '--cap-drop',
+    'ALL',
+    '--security-opt',
+    'no-new-privileges',
+    // The engine's default seccomp profile stays: nothing here relaxes it.
+    '--pids-limit',
+    String(policy.pids),
+    '--memory',
+    policy.memory,
+    '--cpus',
+    policy.cpus,
+    '--network',
+    policy.network,
+    ...spec.mounts.flatMap(mountArgs),
+    ...spec.env.flatMap((v) => ['--env', v.via === 'argv' ? `${v.name}=${v.value}` : v.name]),
+    '--workdir',
+    spec.workdir,
+    // Images are prepared before the run; never let `run` pull behind our back.
+    '--pull',
+    'never',
+    '--entrypoint',
+    spec.entrypoint,
+    spec.image,
+    ...spec.args,
+  ];
+  return argv;
+}
+
+function mountArgs(mount: Mount): string[] {
+  switch (mount.type) {
+    case 'tmpfs':
+      return ['--tmpfs', `${mount.target}:${mount.options}`];
+    case 'volume':
+      return ['--mount', mountField(['type=volume', `source=${mount.source}`, `target=${mount.target}`])];
+    case 'bind':
+      return ['--mount', mountField(['type=bind', `source=${mount.source}`, `target=${mount.target}`, ...(mount.readonly ? ['readonly'] : [])])];
+  }
+}
+
+/** --mount takes CSV: a field holding a comma or quote is quoted, quotes doubled. */
+function mountField(fields: string[]): string {
+  return fields.map((f) => (/[",]/.test(f) ? `"${f.replaceAll('"', '""')}"` : f)).join(',');
+}
+
+/** Environment for the engine CLI: its own configuration plus the values behind `--env NAME`. */
+export function engineEnvironment(
+  hostEnv: Readonly<Record<string, string | undefined>>,
+  spec: Pick<ContainerSpec, 'env'>,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of ENGINE_ENV) {
+    const value = hostEnv[name];
+    if (value !== undefined) env[name] = value;
+  }
+  for (const v of spec.env) if (v.via === 'environment') env[v.name] = v.value;
+  return env;
+}
+
+/**
+ * What the docker CLI itself reads: where the engine is (contexts, DOCKER_HOST, TLS, ssh agent for
+ * ssh:// hosts, XDG_RUNTIME_DIR for rootless sockets), plus what processes need on each platform.
+ */
+export const ENGINE_ENV: ReadonlySet<string> = new Set([
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'LANG',
+  'TMPDIR',
+  'XDG_RUNTIME_DIR',
+  'XDG_CONFIG_HOME',
+  'DOCKER_HOST',
+  'DOCKER_CONTEXT',
+  'DOCKER_CONFIG',
+  'DOCKER_CERT_PATH',
+  'DOCKER_TLS_VERIFY',
+  'DOCKER_API_VERSION',
+  'DOCKER_BUILDKIT',
+  'BUILDKIT_PROGRESS',
+  'SSH_AUTH_SOCK',
+  'CONTAINER_HOST',
+  // Windows
+  'SystemRoot',
+  'SYSTEMROOT',
+  'USERPROFILE',
+  'APPDATA',
+  'LOCALAPPDATA',
+  'ProgramData',
+  'ProgramFiles',
+  'PATHEXT',
+  'TEMP',
+  'TMP',
+]);

@@ -1,0 +1,38 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Settings } from './config.js';
+import { UsageError } from './errors.js';
+import type { HostEnv } from './env.js';
+import type { Runner } from './runners.js';
+import { RUNNERS } from './runners.js';
+import { shortHash } from './sandbox.js';
+
+/** images/ ships in the npm package beside dist/ (and beside src/ in a checkout). */
+export const IMAGES_DIR = fileURLToPath(new URL('../images/', import.meta.url));
+
+export interface ImageChoice {
+  readonly image: string;
+  /** Present when the image is mcpbox's default: how to build it if it is missing. */
+  readonly build?: { readonly context: string; readonly base: string };
+}
+
+/**
+ * --image > MCPBOX_NPX_IMAGE / MCPBOX_UVX_IMAGE > settings > the default image. The default image's
+ * tag is a hash of its Dockerfile and base, so a changed Dockerfile or base means a new build, and
+ * an image built from the air-gapped bootstrap's bases never passes for one built on the official ones.
+ */
+export function chooseImage(runner: Runner, flag: string | undefined, env: HostEnv, settings: Settings): ImageChoice {
+  const spec = RUNNERS[runner].image;
+  const explicit = flag ?? env[spec.imageEnv] ?? settings.images?.[runner];
+  if (explicit !== undefined) {
+    if (explicit.trim() === '' || /\s/.test(explicit)) throw new UsageError(`"${explicit}" is not an image name`);
+    return { image: explicit };
+  }
+  const base = env[spec.baseEnv] || settings.baseImages?.[runner] || spec.base;
+  const context = `${IMAGES_DIR}${spec.dir}`;
+  return { image: defaultImageTag(runner, base, readFileSync(`${context}/Dockerfile`, 'utf8')), build: { context, base } };
+}
+
+export function defaultImageTag(runner: Runner, base: string, dockerfile: string): string {
+  return `mcpbox/${runner}:${shortHash(`${dockerfile}\0${base}`, 12)}`;
+}

@@ -1,0 +1,98 @@
+import { constants } from 'node:os';
+import type { DockerEngine } from './engine/docker.js';
+import type { Logger } from './log.js';
+
+/**
+ * Ties a container's life to its client, whatever the server does (staged like the MCP SDK's stdio
+ * transport: end input → wait → SIGTERM → wait → kill):
+ * - input ends → the server's stdin ends; if it is still running after the grace period it gets
+ *   SIGTERM, and after another grace period the container is removed;
+ * - SIGINT/SIGTERM/SIGHUP → passed on once; after the grace period the container is removed;
+ *   a second signal removes it at once;
+ * - mcpbox killed outright → the watchdog (DockerEngine.watchdog) removes it.
+ */
+export interface SuperviseOptions {
+  readonly engine: Pick<DockerEngine, 'run' | 'remove' | 'watchdog'>;
+  readonly argv: readonly string[];
+  /** The engine CLI's environment for this run (it carries forwarded values). */
+  readonly env: Readonly<Record<string, string>>;
+  readonly name: string;
+  readonly stdin: NodeJS.ReadableStream;
+  /** Terminal mode: the CLI gets the terminal itself and stays in our process group. */
+  readonly tty: boolean;
+  /** Apply the end-of-input grace period (when stdin is a client's pipe). */
+  readonly stopOnEof: boolean;
+  readonly graceMs: number;
+  readonly log: Logger;
+  readonly signals?: NodeJS.EventEmitter;
+}
+
+export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+export async function supervise(options: SuperviseOptions): Promise<number> {
+  const { engine, name, graceMs, log } = options;
+  const signals = options.signals ?? process;
+  const watchdog = engine.watchdog(name);
+  // Own process group unless in a terminal: a Ctrl-C or a group kill reaches mcpbox only, which
+  // passes it on exactly once (docker run proxies signals it receives to the server).
+  const child = engine.run(options.argv, { env: options.env, stdin: options.tty ? 'inherit' : 'pipe', detached: !options.tty });
+
+  const timers = new Set<NodeJS.Timeout>();
+  const after = (ms: number, action: () => void) => {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      action();
+    }, ms);
+    timers.add(timer);
+  };
+  let removal: Promise<void> | undefined;
+  const remove = (why: string) => {
+    if (removal) return removal;
+    log.note(`${why}: removing ${name}`);
+    removal = engine.remove([name]).catch((error: Error) => log.warn(`could not remove ${name}: ${error.message}`));
+    return removal;
+  };
+
+  let received: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (received) {
+      void remove(`second ${signal}`);
+      return;
+    }
+    received = signal;
+    child.kill(signal);
+    after(graceMs, () => void remove(`server still running ${graceMs / 1000} s after ${signal}`));
+  };
+  if (!options.tty) for (const signal of FORWARDED_SIGNALS) signals.on(signal, onSignal);
+
+  const input = child.stdin;
+  const onEnd = () => {
+    if (!options.stopOnEof) return;
+    after(graceMs, () => {
+      log.note(`input closed ${graceMs / 1000} s ago and the server is still running: sending SIGTERM`);
+      child.kill('SIGTERM');
+      after(graceMs, () => void remove('server ignored SIGTERM'));
+    });
+  };
+  if (input) {
+    input.on('error', () => {}); // EPIPE once the engine has gone; its exit is what counts.
+    options.stdin.pipe(input);
+    options.stdin.once('end', onEnd);
+  }
+
+  const result = await child;
+  for (const timer of timers) clearTimeout(timer);
+  for (const signal of FORWARDED_SIGNALS) signals.off(signal, onSignal);
+  if (input) {
+    options.stdin.unpipe(input);
+    options.stdin.off('end', onEnd);
+  }
+  // The CLI itself was killed (not the server): the container may still be running.
+  if (result.signal) await remove(`docker CLI ended by ${result.signal}`);
+  if (removal) await removal;
+  watchdog.release();
+
+  if (received && removal) return 128 + constants.signals[received];
+  if (typeof result.exitCode === 'number') return result.exitCode;
+  return 128 + (result.signal ? constants.signals[result.signal] : 0);
+}

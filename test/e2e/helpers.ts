@@ -1,0 +1,152 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { execa } from 'execa';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+/** The built CLI, started exactly as a client's config would start it. */
+export const MCPBOX = join(ROOT, 'bin/mcpbox.js');
+export const FIXTURES = join(ROOT, 'test/fixtures');
+/** Tests never read anybody's own mcpbox configuration. */
+export const EMPTY_CONFIG = join(FIXTURES, 'config/empty.json');
+
+export function testEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  return { ...env, MCPBOX_CONFIG: EMPTY_CONFIG, ...extra };
+}
+
+export interface Session {
+  readonly client: Client;
+  readonly transport: StdioClientTransport;
+  /** mcpbox's pid (the owner-pid label of its container). */
+  readonly pid: number;
+  readonly stderr: () => string;
+  /** Anything the transport choked on: a stray byte on stdout shows up here. */
+  readonly errors: Error[];
+  close(): Promise<void>;
+}
+
+/** An MCP SDK client launching `mcpbox run …` over stdio, as Claude Desktop or Cursor would. */
+export async function connect(args: string[], env: Record<string, string> = testEnv()): Promise<Session> {
+  const transport = new StdioClientTransport({ command: process.execPath, args: [MCPBOX, 'run', ...args], env, stderr: 'pipe' });
+  let stderr = '';
+  transport.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const errors: Error[] = [];
+  const client = new Client({ name: 'mcpbox-e2e', version: '0.0.0' });
+  client.onerror = (error) => errors.push(error);
+  try {
+    await client.connect(transport, { timeout: 180_000 });
+  } catch (error) {
+    await transport.close().catch(() => {});
+    throw new Error(`could not connect: ${(error as Error).message}\nmcpbox stderr:\n${stderr}`);
+  }
+  const pid = transport.pid;
+  if (pid === null) throw new Error('no pid');
+  return { client, transport, pid, stderr: () => stderr, errors, close: () => client.close() };
+}
+
+export async function docker(args: string[]) {
+  return execa('docker', args, { reject: false });
+}
+
+/** Containers (running or not) that a given mcpbox process owns. */
+export async function containersOf(ownerPid: number): Promise<string[]> {
+  const result = await docker(['ps', '-a', '--filter', `label=dev.mcpbox.owner-pid=${ownerPid}`, '--format', '{{.Names}}']);
+  return result.stdout.split('\n').filter(Boolean);
+}
+
+export async function waitFor<T>(probe: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export interface ContainerProcess {
+  pid: number;
+  ppid: number;
+  uid: string;
+  capEff: string;
+  noNewPrivs: string;
+  seccomp: string;
+  cmdline: string;
+  environ: string[];
+}
+
+/**
+ * The processes of a running container, read from inside it. `docker exec` processes have parent 0
+ * (outside the namespace), so the server's own are PID 1 and its descendants.
+ */
+export async function serverProcesses(container: string): Promise<ContainerProcess[]> {
+  const script =
+    'for d in /proc/[0-9]*; do [ -r "$d/status" ] || continue; echo "@@ ${d#/proc/}"; cat "$d/status"; ' +
+    'printf "cmdline: "; tr "\\000" " " < "$d/cmdline"; echo; tr "\\000" "\\n" < "$d/environ" | sed "s/^/env: /"; done';
+  const result = await docker(['exec', container, 'sh', '-c', script]);
+  const all: ContainerProcess[] = [];
+  for (const block of result.stdout.split('@@ ').slice(1)) {
+    const field = (name: string) => new RegExp(`^${name}:\\s*(.*)$`, 'm').exec(block)?.[1]?.trim() ?? '';
+    all.push({
+      pid: Number(block.split('\n')[0]),
+      ppid: Number(field('PPid')),
+      uid: field('Uid'),
+      capEff: field('CapEff'),
+      noNewPrivs: field('NoNewPrivs'),
+      seccomp: field('Seccomp'),
+      cmdline: field('cmdline'),
+      environ: block
+        .split('\n')
+        .filter((l) => l.startsWith('env: '))
+        .map((l) => l.slice(5)),
+    });
+  }
+  const tree = new Set([1]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const p of all) if (!tree.has(p.pid) && tree.has(p.ppid)) grew = tree.add(p.pid) !== undefined;
+  }
+  return all.filter((p) => tree.has(p.pid));
+}
+
+/** Host processes whose parent is `pid`, with their argv. */
+export function childrenOf(pid: number): { pid: number; argv: string[] }[] {
+  const children: { pid: number; argv: string[] }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== pid) continue;
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').filter(Boolean);
+      children.push({ pid: Number(entry), argv });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return children;
+}
+
+/** Runs the CLI to completion, capturing everything. */
+export async function mcpbox(args: string[], options: { env?: Record<string, string>; input?: string } = {}) {
+  const child = execa(process.execPath, [MCPBOX, ...args], {
+    env: options.env ?? testEnv(),
+    extendEnv: false,
+    reject: false,
+    ...(options.input !== undefined ? { input: options.input } : { stdin: 'ignore' as const }),
+  });
+  const pid = child.pid!;
+  const result = await child;
+  return { pid, exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
+}
+
+export function textOf(result: unknown): string {
+  const content = (result as { content?: { type: string; text?: string }[] }).content ?? [];
+  return content.map((c) => c.text ?? '').join('\n');
+}

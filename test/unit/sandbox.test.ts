@@ -1,0 +1,193 @@
+import { describe, expect, it } from 'vitest';
+import { engineEnvironment, ENGINE_ENV, runArgv } from '../../src/engine/argv.js';
+import { caSetup, proxyVars, resolveForwardedEnv } from '../../src/env.js';
+import { parseRunnerArgs } from '../../src/runners.js';
+import {
+  cacheVolumeName,
+  containerLabels,
+  containerName,
+  containerSpec,
+  type ContainerInput,
+  DEFAULT_POLICY,
+  resolvePolicy,
+} from '../../src/sandbox.js';
+
+const noCa = { mounts: [], env: {}, missing: [] };
+
+function input(overrides: Partial<ContainerInput> = {}, args = ['-y', '@modelcontextprotocol/server-everything']): ContainerInput {
+  const invocation = parseRunnerArgs('npx', args);
+  return {
+    invocation,
+    policy: DEFAULT_POLICY,
+    image: 'mcpbox/npx:0123456789ab',
+    name: containerName(invocation, 'abc123'),
+    labels: containerLabels(invocation, { pid: 4242, host: 'laptop', startedAt: new Date('2026-01-02T03:04:05Z'), version: '0.0.0' }),
+    ca: noCa,
+    forwarded: [],
+    engineVars: ENGINE_ENV,
+    tty: false,
+    ...overrides,
+  };
+}
+
+const flagValue = (argv: string[], flag: string) => argv.flatMap((a, i) => (a === flag ? [argv[i + 1]] : []));
+
+describe('docker run argv', () => {
+  it('a default run, in full', () => {
+    expect(runArgv(containerSpec(input()))).toMatchSnapshot();
+  });
+
+  it.each([
+    ['--rm', (argv: string[]) => argv.includes('--rm')],
+    ['--init', (argv: string[]) => argv.includes('--init')],
+    ['nobody', (argv: string[]) => flagValue(argv, '--user')[0] === '65534:65534'],
+    ['read-only root', (argv: string[]) => argv.includes('--read-only')],
+    ['all capabilities dropped', (argv: string[]) => flagValue(argv, '--cap-drop')[0] === 'ALL'],
+    ['no-new-privileges', (argv: string[]) => flagValue(argv, '--security-opt').includes('no-new-privileges')],
+    ['seccomp left at the default', (argv: string[]) => !argv.some((a) => /seccomp|unconfined|--privileged/.test(a))],
+    ['no capability added back', (argv: string[]) => !argv.includes('--cap-add')],
+    ['pids limit', (argv: string[]) => flagValue(argv, '--pids-limit')[0] === '512'],
+    ['memory limit', (argv: string[]) => flagValue(argv, '--memory')[0] === '2g'],
+    ['cpu limit', (argv: string[]) => flagValue(argv, '--cpus')[0] === '2'],
+    ['exec-able /tmp', (argv: string[]) => flagValue(argv, '--tmpfs').some((t) => /^\/tmp:.*\bexec\b/.test(t!))],
+    ['writable HOME', (argv: string[]) => flagValue(argv, '--tmpfs').some((t) => t!.startsWith('/home/mcpbox:')) && flagValue(argv, '--env').includes('HOME=/home/mcpbox')],
+    ['npm cache on the volume', (argv: string[]) => flagValue(argv, '--env').includes('npm_config_cache=/mcpbox/cache/npm')],
+    ['no update notifier', (argv: string[]) => flagValue(argv, '--env').includes('npm_config_update_notifier=false')],
+    ['never pulls', (argv: string[]) => flagValue(argv, '--pull')[0] === 'never'],
+    ['no engine socket', (argv: string[]) => !argv.some((a) => a.includes('docker.sock'))],
+    ['no tty for pipes', (argv: string[]) => !argv.includes('--tty')],
+  ])('%s', (_label, holds) => {
+    expect(holds(runArgv(containerSpec(input())))).toBe(true);
+  });
+
+  it('ends with image, then the runner args untouched', () => {
+    const args = ['-y', 'pkg', 'a b', '$(id)', ';rm -rf /', '`id`', `"q" 'q'`];
+    const argv = runArgv(containerSpec(input({}, args)));
+    expect(argv.slice(-(args.length + 3))).toEqual(['--entrypoint', 'npx', 'mcpbox/npx:0123456789ab', ...args]);
+  });
+
+  it('uvx points uv at the cache volume', () => {
+    const invocation = parseRunnerArgs('uvx', ['mcp-server-time']);
+    const argv = runArgv(containerSpec({ ...input(), invocation }));
+    expect(flagValue(argv, '--env')).toEqual(expect.arrayContaining(['UV_CACHE_DIR=/mcpbox/cache/uv/cache', 'UV_TOOL_DIR=/mcpbox/cache/uv/tools', 'UV_PYTHON_INSTALL_DIR=/mcpbox/cache/uv/python']));
+    expect(argv.at(-1)).toBe('mcp-server-time');
+  });
+
+  it('policy settings change the flags', () => {
+    const policy = resolvePolicy({ memory: '512m', cpus: '0.5', pids: 64, network: 'none' });
+    const argv = runArgv(containerSpec(input({ policy })));
+    expect([flagValue(argv, '--memory'), flagValue(argv, '--cpus'), flagValue(argv, '--pids-limit'), flagValue(argv, '--network')]).toEqual([['512m'], ['0.5'], ['64'], ['none']]);
+  });
+
+  it('tty only when asked', () => {
+    expect(runArgv(containerSpec(input({ tty: true })))).toContain('--tty');
+  });
+
+  it('mount fields with commas are CSV-quoted', () => {
+    const ca = { mounts: [{ hostPath: '/a,b/ca.pem', containerPath: '/mcpbox/ca/1-ca.pem' }], env: {}, missing: [] };
+    expect(flagValue(runArgv(containerSpec(input({ ca }))), '--mount')).toContain('type=bind,"source=/a,b/ca.pem",target=/mcpbox/ca/1-ca.pem,readonly');
+  });
+});
+
+describe('secrets stay out of argv', () => {
+  const forwarded = [
+    { name: 'GITHUB_TOKEN', value: 'ghp_s3cret' },
+    { name: 'API_KEY', value: 'k3y' },
+  ];
+  const spec = containerSpec(input({ forwarded }));
+  const argv = runArgv(spec);
+
+  it('names only in argv', () => {
+    expect(argv.join(' ')).not.toMatch(/ghp_s3cret|k3y/);
+    expect(flagValue(argv, '--env')).toEqual(expect.arrayContaining(['GITHUB_TOKEN', 'API_KEY']));
+  });
+
+  it('values in the engine CLI environment, with nothing else of the host', () => {
+    const env = engineEnvironment({ PATH: '/bin', HOME: '/root', AWS_SECRET_ACCESS_KEY: 'nope', DOCKER_HOST: 'unix:///x.sock' }, spec);
+    expect(env).toEqual({ PATH: '/bin', HOME: '/root', DOCKER_HOST: 'unix:///x.sock', GITHUB_TOKEN: 'ghp_s3cret', API_KEY: 'k3y' });
+  });
+
+  it('a forwarded name the engine CLI reads itself goes by value', () => {
+    const argv2 = runArgv(containerSpec(input({ forwarded: [{ name: 'HOME', value: '/custom' }] })));
+    expect(flagValue(argv2, '--env')).toContain('HOME=/custom');
+    expect(flagValue(argv2, '--env')).not.toContain('HOME=/home/mcpbox');
+  });
+});
+
+describe('environment forwarding', () => {
+  it.each([
+    ['name from host', ['TOKEN'], { TOKEN: 'v' }, [{ name: 'TOKEN', value: 'v' }], []],
+    ['name=value', ['A=b=c'], {}, [{ name: 'A', value: 'b=c' }], []],
+    ['empty value', ['A='], {}, [{ name: 'A', value: '' }], []],
+    ['unset name', ['MISSING'], {}, [], ['MISSING']],
+    ['later wins', ['A=1', 'A=2'], {}, [{ name: 'A', value: '2' }], []],
+  ])('%s', (_label, entries, host, vars, unset) => {
+    expect(resolveForwardedEnv(entries, host)).toEqual({ vars, unset });
+  });
+
+  it('rejects a bad name', () => {
+    expect(() => resolveForwardedEnv(['1BAD=x'], {})).toThrow(/not a valid variable name/);
+  });
+
+  it('carries proxy settings, upper and lower case', () => {
+    expect(proxyVars({ HTTPS_PROXY: 'http://u:p@proxy:3128', no_proxy: 'localhost', OTHER: 'x' })).toEqual([
+      { name: 'HTTPS_PROXY', value: 'http://u:p@proxy:3128' },
+      { name: 'no_proxy', value: 'localhost' },
+    ]);
+  });
+});
+
+describe('CA bundles', () => {
+  const exists = (path: string) => (path.includes('missing') ? undefined : path);
+
+  it('one file named by several variables is mounted once', () => {
+    const setup = caSetup({ NODE_EXTRA_CA_CERTS: '/etc/ca.pem', SSL_CERT_FILE: '/etc/ca.pem' }, 'NODE_EXTRA_CA_CERTS', exists);
+    expect(setup).toEqual({
+      mounts: [{ hostPath: '/etc/ca.pem', containerPath: '/mcpbox/ca/1-ca.pem' }],
+      env: { NODE_EXTRA_CA_CERTS: '/mcpbox/ca/1-ca.pem', SSL_CERT_FILE: '/mcpbox/ca/1-ca.pem' },
+      missing: [],
+    });
+  });
+
+  it("fills the runner's own variable from another", () => {
+    expect(caSetup({ NODE_EXTRA_CA_CERTS: '/corp.pem' }, 'SSL_CERT_FILE', exists).env).toEqual({
+      NODE_EXTRA_CA_CERTS: '/mcpbox/ca/1-corp.pem',
+      SSL_CERT_FILE: '/mcpbox/ca/1-corp.pem',
+    });
+  });
+
+  it('distinct files, distinct mounts; missing files reported', () => {
+    const setup = caSetup({ NODE_EXTRA_CA_CERTS: '/a.pem', SSL_CERT_FILE: '/b.pem', REQUESTS_CA_BUNDLE: '/missing.pem' }, 'SSL_CERT_FILE', exists);
+    expect(setup.mounts.map((m) => m.containerPath)).toEqual(['/mcpbox/ca/1-a.pem', '/mcpbox/ca/2-b.pem']);
+    expect(setup.missing).toEqual(['REQUESTS_CA_BUNDLE']);
+  });
+
+  it('nothing set, nothing mounted', () => {
+    expect(caSetup({}, 'SSL_CERT_FILE', exists)).toEqual({ mounts: [], env: {}, missing: [] });
+  });
+});
+
+describe('names and volumes', () => {
+  it.each([
+    ['npx', ['-y', '@modelcontextprotocol/server-everything'], /^mcpbox-npx-modelcontextprotocol-server-everything-[0-9a-f]{8}$/],
+    ['uvx', ['mcp-server-time'], /^mcpbox-uvx-mcp-server-time-[0-9a-f]{8}$/],
+  ])('%s cache volume', (runner, args, pattern) => {
+    expect(cacheVolumeName(parseRunnerArgs(runner, args))).toMatch(pattern);
+  });
+
+  it('same packages, any version or order: one volume; other packages: another', () => {
+    const volume = (args: string[]) => cacheVolumeName(parseRunnerArgs('npx', args));
+    expect(volume(['-p', 'a@1', '-p', 'b', 'x'])).toBe(volume(['-p', 'b@2', '-p', 'a', 'x']));
+    expect(volume(['-y', 'a'])).not.toBe(volume(['-y', 'b']));
+  });
+
+  it('nothing installed, no volume: the cache is a tmpfs', () => {
+    const invocation = parseRunnerArgs('npx', ['--version']);
+    expect(cacheVolumeName(invocation)).toBeUndefined();
+    expect(flagValue(runArgv(containerSpec({ ...input(), invocation })), '--tmpfs').some((t) => t!.startsWith('/mcpbox/cache:'))).toBe(true);
+  });
+
+  it('container names are valid docker names', () => {
+    expect(containerName(parseRunnerArgs('npx', ['-y', '@Scope/Weird.Name@1']), 'ff00aa')).toMatch(/^[a-z0-9][a-z0-9_.-]+$/);
+  });
+});
