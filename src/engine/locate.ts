@@ -1,7 +1,6 @@
 import { accessSync, constants, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
-import which from 'which';
 import { EngineNotFoundError } from '../errors.js';
 
 /**
@@ -57,11 +56,23 @@ export function locateEngine(input: LocateInput): LocatedEngine {
       'point it at the docker CLI, or unset it to let mcpbox search PATH and the usual install locations',
     );
   }
-  const onPath = which.sync('docker', { nothrow: true, path: input.env.PATH ?? '' });
+  const onPath = searchPath(input.env, platform, isExecutable);
   if (onPath) return { path: onPath, source: 'PATH' };
   const known = wellKnownEnginePaths(platform, home).find(isExecutable);
   if (known) return { path: known, source: 'well-known' };
   throw new EngineNotFoundError('no docker CLI found on PATH or in the usual install locations');
+}
+
+function searchPath(env: LocateInput['env'], platform: NodeJS.Platform, isExecutable: (path: string) => boolean) {
+  const separator = platform === 'win32' ? ';' : ':';
+  const extensions = platform === 'win32' ? (env.PATHEXT ?? '.EXE;.CMD;.BAT').split(';') : [''];
+  for (const dir of (env.PATH ?? env.Path ?? '').split(separator).filter(Boolean)) {
+    for (const ext of extensions) {
+      const candidate = join(dir, `docker${ext.toLowerCase()}`);
+      if (isExecutable(candidate)) return candidate;
+    }
+  }
+  return undefined;
 }
 
 /** PATH for the engine CLI: its own directory first, so credential helpers installed beside it are found. */
