@@ -11,6 +11,7 @@ import { VERSION } from './version.js';
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 export function buildProgram(log: Logger, setExitCode: (code: number) => void): Command {
+  const context = () => ({ env: process.env, cwd: process.cwd(), stdin: process.stdin, stdout: process.stdout, log, pid: process.pid });
   const program = new Command('mcpbox')
     .description('Run MCP servers from npx and uvx in a hardened container: a drop-in, sandboxed npx/uvx.')
     .version(VERSION, '-V, --version', 'print the mcpbox version')
@@ -50,16 +51,36 @@ export function buildProgram(log: Logger, setExitCode: (code: number) => void): 
     )
     .action(async (runner: string, args: string[], flags) => {
       const { run } = await import('./commands/run.js');
-      setExitCode(
-        await run(runner, args, flags, {
-          env: process.env,
-          cwd: process.cwd(),
-          stdin: process.stdin,
-          stdout: process.stdout,
-          log,
-          pid: process.pid,
-        }),
-      );
+      setExitCode(await run(runner, args, flags, context()));
+    });
+
+  program
+    .command('ps')
+    .description("list mcpbox's containers: name, runner, package, owner pid, uptime")
+    .option('--json', 'print JSON')
+    .action(async (flags) => {
+      const { ps } = await import('./commands/ps.js');
+      setExitCode(await ps(flags, context()));
+    });
+
+  program
+    .command('stop')
+    .description('stop mcpbox containers (SIGTERM, then kill after the grace period); they are removed')
+    .argument('[names...]', 'container names, as `mcpbox ps` shows them')
+    .option('--all', 'stop every running mcpbox container')
+    .option('-t, --time <seconds>', 'seconds before the kill (default: the grace setting, 2)')
+    .action(async (names: string[], flags) => {
+      const { stop } = await import('./commands/stop.js');
+      setExitCode(await stop(names, flags, context()));
+    });
+
+  program
+    .command('prune')
+    .description('remove containers whose mcpbox process is gone, and say which')
+    .option('--json', 'print JSON')
+    .action(async (flags) => {
+      const { prune } = await import('./commands/prune.js');
+      setExitCode(await prune(flags, context()));
     });
 
   return program;

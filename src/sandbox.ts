@@ -144,8 +144,8 @@ export function cacheVolumeName(invocation: RunnerInvocation): string | undefine
 }
 
 export function containerName(invocation: RunnerInvocation, random: string): string {
-  const first = invocation.packages[0]?.name ?? invocation.runner;
-  return `mcpbox-${invocation.runner}-${slugify(first).slice(0, 40)}-${random}`;
+  const first = invocation.packages[0]?.name;
+  return first ? `mcpbox-${invocation.runner}-${slugify(first).slice(0, 40)}-${random}` : `mcpbox-${invocation.runner}-${random}`;
 }
 
 export function containerLabels(

@@ -4,18 +4,19 @@ import { hostname } from 'node:os';
 import { join as shellJoin } from 'shlex';
 import type { Settings } from '../config.js';
 import { formatProblems, validateSettings } from '../config.js';
-import { loadSettings } from '../config-files.js';
 import { engineEnvironment, ENGINE_ENV, runArgv } from '../engine/argv.js';
-import { DockerEngine } from '../engine/docker.js';
-import { enginePath, locateEngine } from '../engine/locate.js';
-import { caSetup, type HostEnv, proxyVars, resolveForwardedEnv } from '../env.js';
+import { locateEngine } from '../engine/locate.js';
+import { caSetup, proxyVars, resolveForwardedEnv } from '../env.js';
 import { UsageError } from '../errors.js';
 import { chooseImage } from '../images.js';
 import { supervise } from '../lifecycle.js';
-import type { Logger } from '../log.js';
+import { stateDir } from '../paths.js';
+import { hostProbe } from '../processes.js';
 import { parseRunnerArgs, RUNNERS } from '../runners.js';
 import { cacheVolumeName, containerLabels, containerName, containerSpec, LABEL, resolvePolicy } from '../sandbox.js';
+import { sweepSoon } from '../sweep.js';
 import { VERSION } from '../version.js';
+import { type CommandContext, openEngine, settingsFor } from './context.js';
 
 export interface RunFlags {
   env: string[];
@@ -29,20 +30,9 @@ export interface RunFlags {
   dryRun: boolean;
 }
 
-/** Everything `run` takes from the process, passed in so tests can stand in for it. */
-export interface RunContext {
-  readonly env: HostEnv;
-  readonly cwd: string;
-  readonly stdin: NodeJS.ReadableStream & { isTTY?: boolean; fd?: number };
-  readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  readonly log: Logger;
-  readonly pid: number;
-}
-
-export async function run(runnerName: string, args: string[], flags: RunFlags, ctx: RunContext): Promise<number> {
+export async function run(runnerName: string, args: string[], flags: RunFlags, ctx: CommandContext): Promise<number> {
   const invocation = parseRunnerArgs(runnerName, args);
-  const loaded = await loadSettings(ctx.env, ctx.cwd);
-  const settings = withFlags(loaded.settings, flags);
+  const settings = withFlags(await settingsFor(ctx), flags);
   const policy = resolvePolicy(settings);
   const runner = RUNNERS[invocation.runner];
   const choice = chooseImage(invocation.runner, flags.image, ctx.env, settings);
@@ -81,10 +71,7 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
     return 0;
   }
 
-  const located = locateEngine({ env: ctx.env, configured: settings.docker });
-  const baseEnv = engineEnvironment(ctx.env, { env: [] });
-  baseEnv.PATH = enginePath(located.path, ctx.env.PATH);
-  const engine = new DockerEngine({ bin: located.path, env: baseEnv, log: ctx.log });
+  const { engine, env: baseEnv } = openEngine(ctx, settings);
 
   const volume = cacheVolumeName(invocation);
   const missing = await engine.missing(volume ? [choice.image, volume] : [choice.image]);
@@ -103,13 +90,15 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
     }
   }
   if (volume && missing.has(volume)) {
-    await engine.prepareVolume(volume, choice.image, { [LABEL.managed]: 'true', [LABEL.runner]: invocation.runner });
+    await engine.prepareVolume(volume, choice.image, { volume: { [LABEL.managed]: 'true', [LABEL.runner]: invocation.runner }, container: labels });
   }
 
+  sweepSoon(engine, hostProbe(), ctx.log, stateDir(ctx.env));
   return supervise({
     engine,
     argv,
-    env: { ...engineEnvironment(ctx.env, spec), PATH: baseEnv.PATH },
+    // The base environment (PATH with the CLI's own directory) plus the forwarded values.
+    env: { ...engineEnvironment(ctx.env, spec), ...baseEnv },
     name,
     stdin: ctx.stdin,
     tty,

@@ -17,7 +17,7 @@ export function engineFailure(stderr: string): McpboxError | undefined {
   // "Error response from daemon" means the engine answered: whatever follows is about the request
   // (a registry it can't reach, a missing image), not about the engine.
   const answered = /Error response from daemon/i.test(text);
-  if (!answered && /Cannot connect to the Docker daemon|Is the docker daemon running|error during connect|Cannot connect to Podman|failed to connect to the docker API|context "[^"]*" (?:does not exist|not found)/i.test(text)) {
+  if (!answered && /Cannot connect to the Docker daemon|Is the docker daemon running|error during connect|Cannot connect to Podman|failed to connect to the docker API|unable to resolve docker endpoint|context "[^"]*":? (?:context )?(?:does not exist|not found)/i.test(text)) {
     const reason = text.split('\n').find((l) => /connect|context/i.test(l)) ?? first;
     return new EngineUnreachableError(`the Docker engine is not answering: ${reason.trim()}`);
   }

@@ -1,6 +1,8 @@
 import { execa, type ResultPromise } from 'execa';
 import { EngineNotFoundError, EngineUnreachableError, ImageUnavailableError, McpboxError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { type ManagedContainer, parsePs, PS_FORMAT } from '../containers.js';
+import { LABEL } from '../sandbox.js';
 import { engineFailure, missingObjects } from './diagnose.js';
 
 /**
@@ -137,14 +139,15 @@ export class DockerEngine {
    * container, with no capabilities and no network, opens the fresh volume to every uid like /tmp
    * (sticky, mode 1777); the volume's root-owned root needs no capability for that.
    */
-  async prepareVolume(volume: string, image: string, labels: Record<string, string>) {
-    await this.#query(['volume', 'create', ...Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]), volume]);
+  async prepareVolume(volume: string, image: string, labels: { volume: Record<string, string>; container: Record<string, string> }) {
+    const labelArgs = (map: Record<string, string>) => Object.entries(map).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
+    await this.#query(['volume', 'create', ...labelArgs(labels.volume), volume]);
     const target = '/mcpbox-volume';
     const result = await this.#query(
       [
         'run', '--rm', '--user', '0:0', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
         '--network', 'none', '--read-only', '--pull', 'never',
-        '--label', 'dev.mcpbox.managed=true',
+        ...labelArgs(labels.container),
         '--mount', `type=volume,source=${volume},target=${target}`,
         '--entrypoint', 'chmod', image, '1777', target,
       ],
@@ -176,6 +179,20 @@ export class DockerEngine {
       detached: options.detached,
       windowsHide: true,
     });
+  }
+
+  /** mcpbox's containers, running or not. */
+  async listManaged(): Promise<ManagedContainer[]> {
+    const result = await this.#query(['ps', '--all', '--no-trunc', '--filter', `label=${LABEL.managed}=true`, '--format', PS_FORMAT]);
+    if (result.exitCode !== 0) throw unexpected('ps', result.stderr);
+    return parsePs(result.stdout);
+  }
+
+  /** SIGTERM (through tini to the server), then SIGKILL after `seconds`; --rm removes them. */
+  async stop(names: readonly string[], seconds: number) {
+    if (names.length === 0) return;
+    const result = await this.#query(['stop', '--time', String(Math.ceil(seconds)), ...names], (seconds + 30) * 1000);
+    if (result.exitCode !== 0 && !/No such container/i.test(result.stderr)) throw unexpected('stop', result.stderr);
   }
 
   /** Force-removes containers; ones already gone are fine. */

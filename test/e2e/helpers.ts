@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -12,10 +13,20 @@ export const FIXTURES = join(ROOT, 'test/fixtures');
 /** Tests never read anybody's own mcpbox configuration. */
 export const EMPTY_CONFIG = join(FIXTURES, 'config/empty.json');
 
+/**
+ * State dir whose sweep stamp lies in the future: runs in tests don't sweep, except where a test
+ * gives its own XDG_STATE_HOME to watch the sweep.
+ */
+const QUIET_STATE = mkdtempSync(join(tmpdir(), 'mcpbox-e2e-state-'));
+mkdirSync(join(QUIET_STATE, 'mcpbox'), { recursive: true });
+writeFileSync(join(QUIET_STATE, 'mcpbox', 'last-sweep'), 'tests\n');
+const future = new Date(Date.now() + 365 * 86_400_000);
+utimesSync(join(QUIET_STATE, 'mcpbox', 'last-sweep'), future, future);
+
 export function testEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
-  return { ...env, MCPBOX_CONFIG: EMPTY_CONFIG, ...extra };
+  return { ...env, MCPBOX_CONFIG: EMPTY_CONFIG, XDG_STATE_HOME: QUIET_STATE, ...extra };
 }
 
 export interface Session {
@@ -149,4 +160,39 @@ export async function mcpbox(args: string[], options: { env?: Record<string, str
 export function textOf(result: unknown): string {
   const content = (result as { content?: { type: string; text?: string }[] }).content ?? [];
   return content.map((c) => c.text ?? '').join('\n');
+}
+
+export const STUBBORN_SERVER = readFileSync(join(FIXTURES, 'stubborn-server.js'), 'utf8');
+/** mcpbox run arguments that start the stubborn fixture server inside the real npx image. */
+export const STUBBORN_ARGS = ['-e', 'STUBBORN_SERVER', '-e', 'STUBBORN_IGNORE_SIGTERM', '-e', 'STUBBORN_EXIT_CODE', 'npx', '-c', 'node -e "$STUBBORN_SERVER"'];
+
+/**
+ * mcpbox started the way a client starts it (stdin and stdout pipes), initialized by hand so the
+ * test keeps the process: its exit code, its signals.
+ */
+export async function startRaw(args: string[], env: Record<string, string> = testEnv({ STUBBORN_SERVER })) {
+  const child = execa(process.execPath, [MCPBOX, 'run', ...args], { env, extendEnv: false, reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false } });
+  let stdout = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stdin!.write(
+    '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"0"}}}\n',
+  );
+  await waitFor(async () => stdout.includes('"id":1'), 180_000, `the initialize response (stdout so far: ${JSON.stringify(stdout)})`);
+  const pid = child.pid!;
+  const [container] = await waitFor(async () => {
+    const found = await containersOf(pid);
+    return found.length > 0 && found;
+  }, 10_000, 'the container');
+  return { child, pid, container: container!, stdout: () => stdout };
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

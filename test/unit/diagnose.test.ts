@@ -7,6 +7,7 @@ describe('engine failures', () => {
     ['tcp host refused', 'Cannot connect to the Docker daemon at tcp://127.0.0.1:1. Is the docker daemon running?', 'engine-unreachable'],
     ['windows pipe', 'error during connect: this error may indicate that the docker daemon is not running: Get "http://%2F%2F.%2Fpipe%2Fdocker_engine/v1.24/version": open //./pipe/docker_engine: The system cannot find the file specified.', 'engine-unreachable'],
     ['missing context', 'context "colima" does not exist', 'engine-unreachable'],
+    ['missing context (CLI 28)', 'Failed to initialize: unable to resolve docker endpoint: context "nope": context not found: open /root/.docker/contexts/meta/x/meta.json: no such file or directory', 'engine-unreachable'],
     ['socket permission', 'permission denied while trying to connect to the Docker daemon socket at unix:///var/run/docker.sock: Get "http://%2Fvar%2Frun%2Fdocker.sock/v1.24/version": dial unix /var/run/docker.sock: connect: permission denied', 'engine-unreachable'],
     ['legacy build banner then daemon down', 'DEPRECATED: The legacy builder is deprecated\nCannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?', 'engine-unreachable'],
   ])('%s', (_label, stderr, code) => {

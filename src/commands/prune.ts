@@ -1,0 +1,16 @@
+import { hostProbe } from '../processes.js';
+import { removeStale } from '../sweep.js';
+import { type CommandContext, openEngine, settingsFor } from './context.js';
+
+/** `mcpbox prune`: removes containers whose owning mcpbox process is gone, and says which. */
+export async function prune(flags: { json?: boolean }, ctx: CommandContext): Promise<number> {
+  const { engine } = openEngine(ctx, await settingsFor(ctx));
+  const removed = await removeStale(engine, hostProbe());
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify(removed.map((c) => ({ name: c.name, ownerPid: c.ownerPid, runner: c.runner, package: c.package })), null, 2)}\n`);
+    return 0;
+  }
+  for (const c of removed) ctx.stdout.write(`removed ${c.name} (${c.runner} ${c.package}; owner pid ${c.ownerPid} is gone)\n`);
+  if (removed.length === 0) ctx.log.info('nothing to prune: every mcpbox container has a live owner');
+  return 0;
+}

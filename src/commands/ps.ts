@@ -1,0 +1,39 @@
+import { formatUptime, ownership } from '../containers.js';
+import { hostProbe } from '../processes.js';
+import { type CommandContext, openEngine, settingsFor } from './context.js';
+
+/** `mcpbox ps`: mcpbox's containers, with the process that owns each. */
+export async function ps(flags: { json?: boolean }, ctx: CommandContext): Promise<number> {
+  const { engine } = openEngine(ctx, await settingsFor(ctx));
+  const probe = hostProbe();
+  const now = Date.now();
+  const rows = (await engine.listManaged()).map((c) => ({
+    name: c.name,
+    runner: c.runner,
+    package: c.package,
+    ownerPid: c.ownerPid,
+    ownerHost: c.ownerHost,
+    owner: ownership(c, probe),
+    state: c.state,
+    startedAt: c.startedAt?.toISOString() ?? null,
+    uptimeSeconds: c.startedAt ? Math.max(0, Math.round((now - c.startedAt.getTime()) / 1000)) : null,
+  }));
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    return 0;
+  }
+  const table = [
+    ['NAME', 'RUNNER', 'PACKAGE', 'OWNER PID', 'UPTIME', 'STATE'],
+    ...rows.map((r) => [
+      r.name,
+      r.runner,
+      r.package,
+      `${r.ownerPid}${r.owner === 'gone' ? ' (gone)' : r.owner === 'elsewhere' ? `@${r.ownerHost}` : ''}`,
+      r.uptimeSeconds === null ? '-' : formatUptime(r.uptimeSeconds),
+      r.state,
+    ]),
+  ];
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  for (const row of table) ctx.stdout.write(`${row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')}\n`);
+  return 0;
+}

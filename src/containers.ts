@@ -1,0 +1,75 @@
+import { LABEL } from './sandbox.js';
+
+/**
+ * mcpbox's containers as `docker ps` reports them, and which are stale: owned by an mcpbox process on
+ * this host that is gone. Pure: liveness and process start times are passed in.
+ */
+export interface ManagedContainer {
+  readonly name: string;
+  readonly state: string;
+  readonly runner: string;
+  readonly package: string;
+  readonly ownerPid: number;
+  readonly ownerHost: string;
+  /** From the started-at label: when mcpbox started it. */
+  readonly startedAt: Date | undefined;
+}
+
+/** `docker ps --format` template: one tab-separated line per container. */
+export const PS_FORMAT = [
+  '{{.Names}}',
+  '{{.State}}',
+  `{{.Label "${LABEL.runner}"}}`,
+  `{{.Label "${LABEL.package}"}}`,
+  `{{.Label "${LABEL.ownerPid}"}}`,
+  `{{.Label "${LABEL.ownerHost}"}}`,
+  `{{.Label "${LABEL.startedAt}"}}`,
+].join('\t');
+
+export function parsePs(stdout: string): ManagedContainer[] {
+  return stdout
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => {
+      const [name = '', state = '', runner = '', pkg = '', pid = '', host = '', started = ''] = line.split('\t');
+      const startedAt = started ? new Date(started) : undefined;
+      return {
+        name,
+        state,
+        runner,
+        package: pkg,
+        ownerPid: Number(pid) || 0,
+        ownerHost: host,
+        startedAt: startedAt && !Number.isNaN(startedAt.getTime()) ? startedAt : undefined,
+      };
+    });
+}
+
+export interface OwnerProbe {
+  readonly host: string;
+  readonly isAlive: (pid: number) => boolean;
+  /** When the process started, where the platform tells (Linux); undefined otherwise. */
+  readonly startTime: (pid: number) => Date | undefined;
+}
+
+export type Ownership = 'alive' | 'gone' | 'elsewhere';
+
+/**
+ * 'elsewhere': started by mcpbox on another host sharing this engine; its owner can't be checked.
+ * A live pid that started after the container did is a reused pid: the owner is gone.
+ */
+export function ownership(container: ManagedContainer, probe: OwnerProbe): Ownership {
+  if (container.ownerHost !== probe.host) return 'elsewhere';
+  if (container.ownerPid <= 0 || !probe.isAlive(container.ownerPid)) return 'gone';
+  const started = probe.startTime(container.ownerPid);
+  // One second of slack: the label is written after the process started, clocks round.
+  if (started && container.startedAt && started.getTime() > container.startedAt.getTime() + 1000) return 'gone';
+  return 'alive';
+}
+
+export function formatUptime(seconds: number): string {
+  if (seconds < 60) return `${Math.floor(seconds)}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(Math.floor(seconds % 60)).padStart(2, '0')}s`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)}h${String(Math.floor((seconds % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(seconds / 86_400)}d${String(Math.floor((seconds % 86_400) / 3600)).padStart(2, '0')}h`;
+}

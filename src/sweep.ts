@@ -1,0 +1,44 @@
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type ManagedContainer, type OwnerProbe, ownership } from './containers.js';
+import type { DockerEngine } from './engine/docker.js';
+import type { Logger } from './log.js';
+
+/** Containers whose mcpbox process on this host is gone. */
+export function staleContainers(containers: readonly ManagedContainer[], probe: OwnerProbe): ManagedContainer[] {
+  return containers.filter((c) => ownership(c, probe) === 'gone');
+}
+
+export async function removeStale(engine: Pick<DockerEngine, 'listManaged' | 'remove'>, probe: OwnerProbe): Promise<ManagedContainer[]> {
+  const stale = staleContainers(await engine.listManaged(), probe);
+  await engine.remove(stale.map((c) => c.name));
+  return stale;
+}
+
+/**
+ * The sweep every `run` does: after the server has started (so it adds nothing to start-up), at most
+ * once a minute per host (a stamp file), never keeping mcpbox alive, never failing the run.
+ */
+export function sweepSoon(engine: Pick<DockerEngine, 'listManaged' | 'remove'>, probe: OwnerProbe, log: Logger, stateDir: string) {
+  const timer = setTimeout(() => {
+    const stamp = join(stateDir, 'last-sweep');
+    try {
+      if (Date.now() - statSync(stamp).mtimeMs < 60_000) return;
+    } catch {
+      // never swept
+    }
+    try {
+      mkdirSync(stateDir, { recursive: true });
+      writeFileSync(stamp, `${new Date().toISOString()}\n`);
+    } catch {
+      return;
+    }
+    removeStale(engine, probe).then(
+      (removed) => {
+        if (removed.length > 0) log.note(`removed ${removed.length} container(s) left by mcpbox processes that are gone: ${removed.map((c) => c.name).join(', ')}`);
+      },
+      () => {},
+    );
+  }, 1500);
+  timer.unref();
+}

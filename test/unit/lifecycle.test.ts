@@ -1,0 +1,190 @@
+import { EventEmitter } from 'node:events';
+import { PassThrough } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { supervise, type SuperviseOptions } from '../../src/lifecycle.js';
+import { createLogger } from '../../src/log.js';
+
+/** A stand-in for the engine: `run` gives a child whose exit the test decides. */
+function fakeEngine() {
+  const events: string[] = [];
+  let finish!: (result: { exitCode?: number; signal?: NodeJS.Signals }) => void;
+  const exited = new Promise<{ exitCode?: number; signal?: NodeJS.Signals }>((resolve) => {
+    finish = resolve;
+  });
+  const stdin = new PassThrough();
+  let stdinEnded = false;
+  stdin.on('finish', () => {
+    stdinEnded = true;
+    events.push('stdin closed');
+  });
+  const child = Object.assign(exited, {
+    stdin,
+    kill: (signal: NodeJS.Signals) => {
+      events.push(`kill ${signal}`);
+      return true;
+    },
+  });
+  let runOptions: unknown;
+  const engine = {
+    run: (_argv: readonly string[], options: unknown) => {
+      runOptions = options;
+      return child as never;
+    },
+    remove: async (names: readonly string[]) => {
+      events.push(`remove ${names.join(',')}`);
+      finish({ exitCode: 137 });
+    },
+    watchdog: (name: string) => {
+      events.push(`watchdog ${name}`);
+      return { release: () => events.push('watchdog released') };
+    },
+  };
+  return { engine, child, events, finish, runOptions: () => runOptions, stdinEnded: () => stdinEnded };
+}
+
+function start(engine: SuperviseOptions['engine'], overrides: Partial<SuperviseOptions> = {}) {
+  const input = new PassThrough();
+  const signals = new EventEmitter();
+  const lines: string[] = [];
+  const result = supervise({
+    engine,
+    argv: ['run'],
+    env: {},
+    name: 'box',
+    stdin: input,
+    tty: false,
+    stopOnEof: true,
+    graceMs: 2000,
+    log: createLogger({ write: (t) => lines.push(t) }),
+    signals,
+    ...overrides,
+  });
+  return { input, signals, result, lines };
+}
+
+describe('supervise', () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("passes the server's exit code through and releases the watchdog", async () => {
+    const fake = fakeEngine();
+    const { result } = start(fake.engine);
+    fake.finish({ exitCode: 3 });
+    expect(await result).toBe(3);
+    expect(fake.events).toEqual(['watchdog box', 'watchdog released']);
+  });
+
+  it('runs the engine in its own process group with piped stdin (no terminal)', async () => {
+    const fake = fakeEngine();
+    const { result } = start(fake.engine);
+    fake.finish({ exitCode: 0 });
+    await result;
+    expect(fake.runOptions()).toMatchObject({ stdin: 'pipe', detached: true });
+  });
+
+  it('in a terminal: inherited stdin, same process group, signals left to the terminal', async () => {
+    const fake = fakeEngine();
+    const { result, signals } = start(fake.engine, { tty: true });
+    expect(signals.listenerCount('SIGINT')).toBe(0);
+    fake.finish({ exitCode: 0 });
+    await result;
+    expect(fake.runOptions()).toMatchObject({ stdin: 'inherit', detached: false });
+  });
+
+  it('client input reaches the server', async () => {
+    const fake = fakeEngine();
+    const { input, result } = start(fake.engine);
+    const received: string[] = [];
+    fake.child.stdin.on('data', (chunk: Buffer) => received.push(chunk.toString()));
+    input.write('{"jsonrpc":"2.0"}\n');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(received.join('')).toBe('{"jsonrpc":"2.0"}\n');
+    fake.finish({ exitCode: 0 });
+    await result;
+  });
+
+  it('end of input: stdin closes, then SIGTERM after the grace period, then removal', async () => {
+    const fake = fakeEngine();
+    const { input, result } = start(fake.engine);
+    input.end();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(fake.stdinEnded()).toBe(true);
+    expect(fake.events).not.toContain('kill SIGTERM');
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(fake.events).toContain('kill SIGTERM');
+    expect(fake.events).not.toContain('remove box');
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(fake.events).toContain('remove box');
+    expect(await result).toBe(137);
+    expect(fake.events.at(-1)).toBe('watchdog released');
+  });
+
+  it('end of input, server exits in time: nothing more happens', async () => {
+    const fake = fakeEngine();
+    const { input, result } = start(fake.engine);
+    input.end();
+    await vi.advanceTimersByTimeAsync(500);
+    fake.finish({ exitCode: 0 });
+    expect(await result).toBe(0);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(fake.events).toEqual(['watchdog box', 'stdin closed', 'watchdog released']);
+  });
+
+  it('end of input with stopOnEof off (stdin not a pipe): the server keeps running', async () => {
+    const fake = fakeEngine();
+    const { input, result } = start(fake.engine, { stopOnEof: false });
+    input.end();
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(fake.events).not.toContain('kill SIGTERM');
+    fake.finish({ exitCode: 0 });
+    expect(await result).toBe(0);
+  });
+
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const)('%s is passed on once; a server still running after the grace period is removed; exit 128+signal', async (signal, code) => {
+    const fake = fakeEngine();
+    const { signals, result } = start(fake.engine);
+    signals.emit(signal, signal);
+    expect(fake.events).toContain(`kill ${signal}`);
+    await vi.advanceTimersByTimeAsync(1999);
+    expect(fake.events).not.toContain('remove box');
+    await vi.advanceTimersByTimeAsync(1);
+    expect(fake.events).toContain('remove box');
+    expect(await result).toBe(code);
+    expect(signals.listenerCount(signal)).toBe(0);
+  });
+
+  it('a server that exits on the signal keeps its own exit code', async () => {
+    const fake = fakeEngine();
+    const { signals, result } = start(fake.engine);
+    signals.emit('SIGTERM', 'SIGTERM');
+    fake.finish({ exitCode: 0 });
+    expect(await result).toBe(0);
+    expect(fake.events).not.toContain('remove box');
+  });
+
+  it('a second signal removes the container at once', async () => {
+    const fake = fakeEngine();
+    const { signals, result } = start(fake.engine);
+    signals.emit('SIGINT', 'SIGINT');
+    signals.emit('SIGINT', 'SIGINT');
+    expect(fake.events.filter((e) => e === 'kill SIGINT')).toHaveLength(1);
+    expect(fake.events).toContain('remove box');
+    expect(await result).toBe(130);
+  });
+
+  it('the engine CLI itself killed: the container is removed before mcpbox exits', async () => {
+    const fake = fakeEngine();
+    const { result } = start(fake.engine);
+    fake.finish({ signal: 'SIGKILL' });
+    expect(await result).toBe(137);
+    expect(fake.events).toEqual(['watchdog box', 'remove box', 'watchdog released']);
+  });
+});
