@@ -1,4 +1,6 @@
+import { homedir } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
+import type { CommandContext } from './commands/context.js';
 import { ExitCode, McpboxError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { VERSION } from './version.js';
@@ -11,7 +13,19 @@ import { VERSION } from './version.js';
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 export function buildProgram(log: Logger, setExitCode: (code: number) => void): Command {
-  const context = () => ({ env: process.env, cwd: process.cwd(), stdin: process.stdin, stdout: process.stdout, log, pid: process.pid });
+  const context = (): CommandContext => ({
+    env: process.env,
+    cwd: process.cwd(),
+    stdin: process.stdin,
+    stdout: process.stdout,
+    log,
+    pid: process.pid,
+    home: homedir(),
+    platform: process.platform,
+    uid: process.getuid?.(),
+    gid: process.getgid?.(),
+    username: process.env.USER ?? process.env.LOGNAME,
+  });
   const program = new Command('mcpbox')
     .description('Run MCP servers from npx and uvx in a hardened container: a drop-in, sandboxed npx/uvx.')
     .version(VERSION, '-V, --version', 'print the mcpbox version')
@@ -37,6 +51,8 @@ export function buildProgram(log: Logger, setExitCode: (code: number) => void): 
     .option('--memory <size>', 'memory limit, e.g. 512m or 2g (default 2g)')
     .option('--cpus <n>', 'CPU limit (default 2)')
     .option('--pids <n>', 'process/thread limit (default 512)')
+    .option('--mount <PATH[:ro|rw]>', 'mount a host path at the same path (read-write unless :ro); repeatable', collect, [])
+    .addOption(new Option('--no-auto-mount', 'mount nothing implicitly: neither paths named in arguments nor the working directory'))
     .option('--grace <seconds>', 'time a server gets to exit after its input ends or a signal (default 2)')
     .addOption(new Option('--no-stop-on-eof', 'keep the server running after its input ends (for commands fed from a pipe)'))
     .option('--dry-run', 'print the engine command, shell-quoted, and run nothing')
@@ -47,6 +63,8 @@ export function buildProgram(log: Logger, setExitCode: (code: number) => void): 
         '  mcpbox run npx -y @modelcontextprotocol/server-everything\n' +
         '  mcpbox run -e GITHUB_PERSONAL_ACCESS_TOKEN npx -y @modelcontextprotocol/server-github\n' +
         '  mcpbox run uvx mcp-server-time --local-timezone Europe/Paris\n' +
+        '  mcpbox run npx -y @modelcontextprotocol/server-filesystem ~/notes   # mounts ~/notes only\n' +
+        '  mcpbox run npx prettier --check .                                  # works in the current directory\n' +
         '  mcpbox run --dry-run --network none npx -y some-server',
     )
     .action(async (runner: string, args: string[], flags) => {

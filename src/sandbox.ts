@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Settings } from './config.js';
 import type { CaSetup, ForwardedVar } from './env.js';
+import { type MountPlan, NOBODY } from './mounts.js';
 import type { RunnerInvocation } from './runners.js';
 import { CACHE_DIR, RUNNERS } from './runners.js';
 
@@ -9,8 +10,6 @@ import { CACHE_DIR, RUNNERS } from './runners.js';
  * a ContainerSpec into the engine's argv.
  */
 export interface SandboxPolicy {
-  /** uid:gid the server runs as: nobody. */
-  readonly user: string;
   readonly memory: string;
   readonly cpus: string;
   readonly pids: number;
@@ -20,7 +19,6 @@ export interface SandboxPolicy {
 }
 
 export const DEFAULT_POLICY: SandboxPolicy = {
-  user: '65534:65534',
   memory: '2g',
   cpus: '2',
   pids: 512,
@@ -69,6 +67,8 @@ export interface ContainerSpec {
   readonly image: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly policy: SandboxPolicy;
+  /** uid:gid the server runs as: nobody, or the invoking user (see sandboxUser in src/mounts.ts). */
+  readonly user: string;
   readonly mounts: readonly Mount[];
   readonly env: readonly ContainerEnvVar[];
   readonly workdir: string;
@@ -89,12 +89,17 @@ export interface ContainerInput {
   /** Variables the engine CLI reads itself: a forwarded one of these can't travel by environment. */
   readonly engineVars: ReadonlySet<string>;
   readonly tty: boolean;
+  readonly user: string;
+  /** Host paths mounted at their own paths, the args as the server gets them, the working directory. */
+  readonly host: Pick<MountPlan, 'binds' | 'args' | 'workdir'>;
+  /** Fixed variables that describe the invoking user (USER, LOGNAME) when the server runs as them. */
+  readonly identity?: Readonly<Record<string, string>>;
 }
 
 export function containerSpec(input: ContainerInput): ContainerSpec {
   const { invocation, policy } = input;
   const runner = RUNNERS[invocation.runner];
-  const volume = cacheVolumeName(invocation);
+  const volume = cacheVolumeName(invocation, input.user);
   const mounts: Mount[] = [
     // npx and uv run binaries they unpack under /tmp, so it must allow exec.
     { type: 'tmpfs', target: '/tmp', options: `rw,exec,nosuid,nodev,size=${policy.tmpSize},mode=1777` },
@@ -103,9 +108,10 @@ export function containerSpec(input: ContainerInput): ContainerSpec {
       ? { type: 'volume', source: volume, target: CACHE_DIR }
       : { type: 'tmpfs', target: CACHE_DIR, options: `rw,nosuid,nodev,size=${policy.tmpSize},mode=1777` },
     ...input.ca.mounts.map((m): Mount => ({ type: 'bind', source: m.hostPath, target: m.containerPath, readonly: true })),
+    ...input.host.binds.map((b): Mount => ({ type: 'bind', source: b.source, target: b.target, readonly: b.readonly })),
   ];
 
-  const fixed: Record<string, string> = { HOME: HOME_DIR, ...runner.cacheEnv, ...runner.quietEnv, ...input.ca.env };
+  const fixed: Record<string, string> = { HOME: HOME_DIR, ...input.identity, ...runner.cacheEnv, ...runner.quietEnv, ...input.ca.env };
   const forwardedNames = new Set(input.forwarded.map((v) => v.name));
   const env: ContainerEnvVar[] = [
     ...Object.entries(fixed)
@@ -121,26 +127,29 @@ export function containerSpec(input: ContainerInput): ContainerSpec {
     image: input.image,
     labels: input.labels,
     policy,
+    user: input.user,
     mounts,
     env,
-    // The root filesystem is read-only; start where the server may write.
-    workdir: HOME_DIR,
+    // The host's working directory when it is mounted; else HOME, where the server may write.
+    workdir: input.host.workdir ?? HOME_DIR,
     entrypoint: invocation.executable,
-    args: invocation.args,
+    args: input.host.args,
     tty: input.tty,
   };
 }
 
 /**
  * One cache volume per set of packages, so one server can't poison the npm or uv cache another
- * server installs from. Invocations that install nothing get a throwaway tmpfs instead.
+ * server installs from, and per uid, so files one uid cached never block another. Invocations that
+ * install nothing get a throwaway tmpfs instead.
  */
-export function cacheVolumeName(invocation: RunnerInvocation): string | undefined {
+export function cacheVolumeName(invocation: RunnerInvocation, user: string = NOBODY): string | undefined {
   if (invocation.packages.length === 0) return undefined;
   const names = [...new Set(invocation.packages.map((p) => p.name))].sort();
   const key = names.join(' ');
   const slug = slugify(names.join('+')).slice(0, 48);
-  return `mcpbox-${invocation.runner}-${slug}-${shortHash(key)}`;
+  const uid = user === NOBODY ? '' : `-u${user.split(':')[0]}`;
+  return `mcpbox-${invocation.runner}-${slug}-${shortHash(key)}${uid}`;
 }
 
 export function containerName(invocation: RunnerInvocation, random: string): string {

@@ -14,6 +14,12 @@ export interface CommandContext {
   readonly stdout: NodeJS.WritableStream & { isTTY?: boolean };
   readonly log: Logger;
   readonly pid: number;
+  readonly home: string;
+  readonly platform: NodeJS.Platform;
+  /** The invoking user (POSIX), for running as them when their files are mounted read-write. */
+  readonly uid?: number | undefined;
+  readonly gid?: number | undefined;
+  readonly username?: string | undefined;
 }
 
 export interface OpenedEngine {

@@ -3,13 +3,14 @@ import { fstatSync, realpathSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join as shellJoin } from 'shlex';
 import type { Settings } from '../config.js';
-import { formatProblems, validateSettings } from '../config.js';
+import { applyPackagePolicies, formatProblems, validateSettings } from '../config.js';
 import { engineEnvironment, ENGINE_ENV, runArgv } from '../engine/argv.js';
 import { locateEngine } from '../engine/locate.js';
 import { caSetup, proxyVars, resolveForwardedEnv } from '../env.js';
 import { UsageError } from '../errors.js';
 import { chooseImage } from '../images.js';
 import { supervise } from '../lifecycle.js';
+import { type HostFs, NOBODY, planMounts, sandboxUser } from '../mounts.js';
 import { stateDir } from '../paths.js';
 import { hostProbe } from '../processes.js';
 import { parseRunnerArgs, RUNNERS } from '../runners.js';
@@ -26,13 +27,16 @@ export interface RunFlags {
   cpus?: string;
   pids?: string;
   grace?: string;
+  mount: string[];
+  autoMount: boolean;
   stopOnEof: boolean;
   dryRun: boolean;
 }
 
 export async function run(runnerName: string, args: string[], flags: RunFlags, ctx: CommandContext): Promise<number> {
   const invocation = parseRunnerArgs(runnerName, args);
-  const settings = withFlags(await settingsFor(ctx), flags);
+  const configured = applyPackagePolicies(await settingsFor(ctx), invocation.runner, invocation.packages.map((p) => p.name));
+  const settings = withFlags(configured, flags);
   const policy = resolvePolicy(settings);
   const runner = RUNNERS[invocation.runner];
   const choice = chooseImage(invocation.runner, flags.image, ctx.env, settings);
@@ -44,7 +48,22 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
   const ca = caSetup(ctx.env, runner.caEnv, existingFile);
   for (const name of ca.missing) ctx.log.warn(`${name} names ${ctx.env[name]}, which does not exist: not mounted`);
 
+  // An MCP client talks over a pipe or socket; a terminal, a script or CI over anything else.
   const tty = Boolean(ctx.stdin.isTTY && ctx.stdout.isTTY);
+  const client = !tty && isPipe(ctx.stdin);
+  const host = planMounts({
+    args: invocation.args,
+    mountCwd: !client,
+    cwd: ctx.cwd,
+    home: ctx.home,
+    // A Windows host's paths have no same-path equivalent in a Linux container.
+    autoMount: (settings.autoMount ?? true) && flags.autoMount && ctx.platform !== 'win32',
+    explicit: [...(settings.mounts ?? []), ...flags.mount],
+    fs: hostFs,
+  });
+  for (const note of host.notes) ctx.log.note(note);
+  const user = sandboxUser({ platform: ctx.platform, uid: ctx.uid, gid: ctx.gid, binds: host.binds });
+
   const name = containerName(invocation, randomBytes(3).toString('hex'));
   const labels = containerLabels(invocation, { pid: ctx.pid, host: hostname(), startedAt: new Date(), version: VERSION });
   const spec = containerSpec({
@@ -57,6 +76,9 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
     forwarded: carried,
     engineVars: ENGINE_ENV,
     tty,
+    user,
+    host,
+    ...(user !== NOBODY && ctx.username && { identity: { USER: ctx.username, LOGNAME: ctx.username } }),
   });
   const argv = runArgv(spec);
 
@@ -73,7 +95,7 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
 
   const { engine, env: baseEnv } = openEngine(ctx, settings);
 
-  const volume = cacheVolumeName(invocation);
+  const volume = cacheVolumeName(invocation, user);
   const missing = await engine.missing(volume ? [choice.image, volume] : [choice.image]);
   if (missing.has(choice.image)) {
     if (choice.build) {
@@ -102,7 +124,7 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
     name,
     stdin: ctx.stdin,
     tty,
-    stopOnEof: flags.stopOnEof && isPipe(ctx.stdin),
+    stopOnEof: flags.stopOnEof && client,
     graceMs: (settings.grace ?? 2) * 1000,
     log: ctx.log,
   });
@@ -120,6 +142,24 @@ function withFlags(settings: Settings, flags: RunFlags): Settings {
   if (problems.length > 0) throw new UsageError(formatProblems(problems).replace(/"(\w+)"/, '--$1'));
   return { ...settings, ...fromFlags };
 }
+
+const hostFs: HostFs = {
+  realpath: (path) => {
+    try {
+      return realpathSync(path);
+    } catch {
+      return undefined;
+    }
+  },
+  kind: (path) => {
+    try {
+      const stat = statSync(path);
+      return stat.isDirectory() ? 'dir' : stat.isFile() ? 'file' : stat.isSocket() ? 'socket' : 'other';
+    } catch {
+      return undefined;
+    }
+  },
+};
 
 function existingFile(path: string): string | undefined {
   try {

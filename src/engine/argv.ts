@@ -17,7 +17,7 @@ export function runArgv(spec: ContainerSpec): string[] {
     spec.name,
     ...Object.entries(spec.labels).flatMap(([key, value]) => ['--label', `${key}=${value}`]),
     '--user',
-    policy.user,
+    spec.user,
     '--read-only',
     '--cap-drop',
     'ALL',

@@ -1,5 +1,6 @@
+import { posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatProblems, mergeSettings, validateSettings } from '../../src/config.js';
+import { applyPackagePolicies, formatProblems, mergeSettings, projectProblems, secretEntries, validateSettings } from '../../src/config.js';
 
 const problemsOf = (raw: unknown) => validateSettings(raw, '/home/me/.config/mcpbox/config.json').problems.map((p) => `${p.key}: ${p.message}`);
 
@@ -60,5 +61,69 @@ describe('settings merge', () => {
         { cpus: '1' },
       ),
     ).toEqual({ memory: '2g', cpus: '1', env: ['A', 'B'], images: { npx: 'project-npx', uvx: 'user-uvx' } });
+  });
+});
+
+describe('package policies', () => {
+  const settings = validateSettings(
+    {
+      memory: '1g',
+      env: ['HTTPS_PROXY'],
+      packages: {
+        '@modelcontextprotocol/server-github': { env: ['GITHUB_PERSONAL_ACCESS_TOKEN'], network: 'bridge', memory: '512m' },
+        'mcp-server-time': { network: 'none', image: 'python:3.12-slim' },
+      },
+    },
+    'f',
+  ).settings;
+
+  it('validate like top-level settings, naming the package key', () => {
+    expect(problemsOf({ packages: { x: { memory: 'lots', env: 'A', bogus: 1 } } })).toEqual([
+      'packages.x.bogus: unknown package setting (known: env, network, memory, cpus, pids, mounts, grace, image)',
+      'packages.x.memory: must be a size like "512m" or "2g"',
+      'packages.x.env: must be a list of variable names or NAME=VALUE pairs',
+    ]);
+    expect(problemsOf({ packages: [] })).toEqual(['packages: must be an object keyed by package name']);
+  });
+
+  it('apply to runs of their package only', () => {
+    expect(applyPackagePolicies(settings, 'npx', ['@modelcontextprotocol/server-github'])).toMatchObject({
+      memory: '512m',
+      network: 'bridge',
+      env: ['HTTPS_PROXY', 'GITHUB_PERSONAL_ACCESS_TOKEN'],
+    });
+    expect(applyPackagePolicies(settings, 'npx', ['other'])).toBe(settings);
+  });
+
+  it('an image in a package policy is the image for that runner', () => {
+    expect(applyPackagePolicies(settings, 'uvx', ['mcp-server-time']).images).toEqual({ uvx: 'python:3.12-slim' });
+  });
+
+  it('merge per package across files', () => {
+    const merged = mergeSettings({ packages: { a: { env: ['X'], memory: '1g' } } }, { packages: { a: { env: ['Y'] }, b: { network: 'none' } } });
+    expect(merged.packages).toEqual({ a: { env: ['X', 'Y'], memory: '1g' }, b: { network: 'none' } });
+  });
+});
+
+describe('secrets and project files', () => {
+  it('NAME=VALUE entries anywhere are secrets; names alone are not', () => {
+    expect(secretEntries({ env: ['A', 'B=1'], packages: { p: { env: ['C=2', 'D'] } } })).toEqual(['B=1', 'C=2']);
+  });
+
+  const resolve = (path: string) => posix.resolve('/repo', path);
+  it.each([
+    ['host variable by name', { env: ['AWS_SECRET_ACCESS_KEY'] }, 'env', /passes the host variable AWS_SECRET_ACCESS_KEY by name/],
+    ['host variable by name in a package', { packages: { p: { env: ['TOKEN'] } } }, 'packages.p.env', /TOKEN by name/],
+    ['mount outside the project', { mounts: ['/home/me/.ssh'] }, 'mounts', /outside the project \/repo/],
+    ['mount escaping with ..', { mounts: ['../elsewhere:ro'] }, 'mounts', /outside the project/],
+    ['docker binary', { docker: './evil-docker' }, 'docker', /chooses the docker binary/],
+  ])('a project may not: %s', (_label, settings, key, message) => {
+    const problems = projectProblems(settings, '/repo/.mcpboxrc.json', '/repo', (p) => posix.resolve('/repo', p));
+    expect(problems.map((p) => p.key)).toEqual([key]);
+    expect(problems[0]!.message).toMatch(message);
+  });
+
+  it('a project may pass literal values, mount inside itself and tighten limits', () => {
+    expect(projectProblems({ env: ['LOG_LEVEL=debug'], mounts: ['./data:ro', '/repo/cache'], network: 'none', memory: '256m' }, '/repo/.mcpboxrc.json', '/repo', resolve)).toEqual([]);
   });
 });

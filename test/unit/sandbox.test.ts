@@ -26,6 +26,8 @@ function input(overrides: Partial<ContainerInput> = {}, args = ['-y', '@modelcon
     forwarded: [],
     engineVars: ENGINE_ENV,
     tty: false,
+    user: '65534:65534',
+    host: { binds: [], args: invocation.args, workdir: undefined },
     ...overrides,
   };
 }
@@ -68,7 +70,7 @@ describe('docker run argv', () => {
 
   it('uvx points uv at the cache volume', () => {
     const invocation = parseRunnerArgs('uvx', ['mcp-server-time']);
-    const argv = runArgv(containerSpec({ ...input(), invocation }));
+    const argv = runArgv(containerSpec({ ...input(), invocation, host: { binds: [], args: invocation.args, workdir: undefined } }));
     expect(flagValue(argv, '--env')).toEqual(expect.arrayContaining(['UV_CACHE_DIR=/mcpbox/cache/uv/cache', 'UV_TOOL_DIR=/mcpbox/cache/uv/tools', 'UV_PYTHON_INSTALL_DIR=/mcpbox/cache/uv/python']));
     expect(argv.at(-1)).toBe('mcp-server-time');
   });
@@ -77,6 +79,22 @@ describe('docker run argv', () => {
     const policy = resolvePolicy({ memory: '512m', cpus: '0.5', pids: 64, network: 'none' });
     const argv = runArgv(containerSpec(input({ policy })));
     expect([flagValue(argv, '--memory'), flagValue(argv, '--cpus'), flagValue(argv, '--pids-limit'), flagValue(argv, '--network')]).toEqual([['512m'], ['0.5'], ['64'], ['none']]);
+  });
+
+  it('host mounts, the working directory, the invoking user and their name', () => {
+    const spec = containerSpec(
+      input({
+        user: '1000:1000',
+        identity: { USER: 'me', LOGNAME: 'me' },
+        host: { binds: [{ source: '/home/me/notes', target: '/home/me/notes', readonly: false }, { source: '/data', target: '/data', readonly: true }], args: ['-y', 'pkg', '/home/me/notes'], workdir: '/home/me/project' },
+      }),
+    );
+    const argv = runArgv(spec);
+    expect(flagValue(argv, '--user')).toEqual(['1000:1000']);
+    expect(flagValue(argv, '--mount')).toEqual(expect.arrayContaining(['type=bind,source=/home/me/notes,target=/home/me/notes', 'type=bind,source=/data,target=/data,readonly']));
+    expect(flagValue(argv, '--workdir')).toEqual(['/home/me/project']);
+    expect(flagValue(argv, '--env')).toEqual(expect.arrayContaining(['USER=me', 'LOGNAME=me']));
+    expect(argv.slice(-3)).toEqual(['-y', 'pkg', '/home/me/notes']);
   });
 
   it('tty only when asked', () => {
@@ -184,7 +202,12 @@ describe('names and volumes', () => {
   it('nothing installed, no volume: the cache is a tmpfs', () => {
     const invocation = parseRunnerArgs('npx', ['--version']);
     expect(cacheVolumeName(invocation)).toBeUndefined();
-    expect(flagValue(runArgv(containerSpec({ ...input(), invocation })), '--tmpfs').some((t) => t!.startsWith('/mcpbox/cache:'))).toBe(true);
+    expect(flagValue(runArgv(containerSpec({ ...input(), invocation, host: { binds: [], args: invocation.args, workdir: undefined } })), '--tmpfs').some((t) => t!.startsWith('/mcpbox/cache:'))).toBe(true);
+  });
+
+  it('a uid other than nobody gets its own cache volume', () => {
+    const invocation = parseRunnerArgs('npx', ['-y', 'x']);
+    expect(cacheVolumeName(invocation, '1000:1000')).toBe(`${cacheVolumeName(invocation)}-u1000`);
   });
 
   it('container names are valid docker names', () => {

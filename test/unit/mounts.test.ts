@@ -1,0 +1,211 @@
+import { describe, expect, it } from 'vitest';
+import { UsageError } from '../../src/errors.js';
+import { type HostFs, parseMountSpec, planMounts, refusalReason, sandboxUser } from '../../src/mounts.js';
+
+/** A host with these paths; `links` are symlinks (path → target). */
+function fakeFs(paths: Record<string, 'dir' | 'file' | 'socket'>, links: Record<string, string> = {}): HostFs {
+  const resolve = (path: string): string => {
+    for (const [link, target] of Object.entries(links)) {
+      if (path === link || path.startsWith(`${link}/`)) return resolve(target + path.slice(link.length));
+    }
+    return path;
+  };
+  return {
+    realpath: (path) => {
+      const real = resolve(path);
+      return real === '/' || paths[real] || Object.keys(paths).some((p) => p.startsWith(`${real}/`)) ? real : undefined;
+    },
+    kind: (path) => paths[path] ?? (Object.keys(paths).some((p) => p.startsWith(`${path}/`)) ? 'dir' : undefined),
+  };
+}
+
+const HOME = '/home/me';
+const fs = fakeFs(
+  {
+    '/home/me/notes': 'dir',
+    '/home/me/project/src': 'dir',
+    '/home/me/project/data.db': 'file',
+    '/home/me/.ssh/id_ed25519': 'file',
+    '/home/me/.aws/credentials': 'file',
+    '/data/shared': 'dir',
+    '/etc/shadow': 'file',
+    '/usr/share/dict': 'dir',
+    '/var/run/docker.sock': 'socket',
+    '/run/user/1000/podman/podman.sock': 'socket',
+    '/tmp/x': 'dir',
+    '/proc/1': 'dir',
+    '/var/tmp/scratch': 'dir',
+    '/real/dir': 'dir',
+  },
+  { '/home/me/link': '/real/dir', '/home/me/to-etc': '/etc' },
+);
+
+const plan = (args: string[], options: Partial<Parameters<typeof planMounts>[0]> = {}) =>
+  planMounts({ args, cwd: '/home/me/project', home: HOME, autoMount: true, mountCwd: true, explicit: [], fs, ...options });
+
+describe('paths named in arguments', () => {
+  it.each([
+    ['absolute dir', ['/home/me/notes'], [['/home/me/notes', '/home/me/notes', false]]],
+    ['two dirs, as server-filesystem takes them', ['/home/me/notes', '/data/shared'], [['/home/me/notes', '/home/me/notes', false], ['/data/shared', '/data/shared', false]]],
+    ['a file', ['--db', '/tmp/x'], [['/tmp/x', '/tmp/x', false]]],
+    ['--flag=/path', ['--root=/data/shared'], [['/data/shared', '/data/shared', false]]],
+    ['~/ path', ['~/notes'], [['/home/me/notes', '/home/me/notes', false]]],
+    ['symlink: the target at both paths', ['/home/me/link'], [['/real/dir', '/real/dir', false], ['/real/dir', '/home/me/link', false]]],
+    ['a temp dir under /var', ['/var/tmp/scratch'], [['/var/tmp/scratch', '/var/tmp/scratch', false]]],
+  ])('%s', (_label, args, binds) => {
+    const { binds: planned } = plan(args, { cwd: '/', autoMount: true });
+    expect(planned.map((b) => [b.source, b.target, b.readonly])).toEqual(binds);
+  });
+
+  it('bare words are never paths (they may be package names)', () => {
+    expect(plan(['-y', 'notes', 'src'], { cwd: '/' }).binds).toEqual([]);
+  });
+
+  it('URLs are not paths', () => {
+    expect(plan(['https://example.org/x', 'git+ssh://host/repo'], { cwd: '/' }).binds).toEqual([]);
+  });
+
+  it('a path that does not exist passes through unmounted, with a note', () => {
+    const result = plan(['/home/me/missing'], { cwd: '/' });
+    expect([result.binds, result.args]).toEqual([[], ['/home/me/missing']]);
+    expect(result.notes).toContain('/home/me/missing does not exist on this host: passed through, not mounted');
+  });
+
+  it('~ is expanded as a shell would: the sandbox has its own HOME', () => {
+    expect(plan(['~/notes', '--dir=~/notes'], { cwd: '/' }).args).toEqual(['/home/me/notes', '--dir=/home/me/notes']);
+  });
+
+  it('relative paths stay verbatim when the working directory is mounted', () => {
+    const result = plan(['./src', '../notes']);
+    expect(result.args).toEqual(['./src', '../notes']);
+    expect(result.workdir).toBe('/home/me/project');
+    expect(result.binds.map((b) => b.target)).toEqual(['/home/me/project', '/home/me/notes']);
+  });
+
+  it('relative paths become absolute when the working directory is not mounted', () => {
+    const result = plan(['./notes'], { cwd: HOME });
+    expect(result.args).toEqual(['/home/me/notes']);
+    expect(result.workdir).toBeUndefined();
+  });
+
+  it('everything else passes through verbatim', () => {
+    const args = ['-y', '@scope/pkg@1', '--port', '8080', 'a b', '$(id)', ';rm -rf /'];
+    expect(plan(args, { cwd: '/' }).args).toEqual(args);
+  });
+});
+
+describe('refusals name the flag that overrides them', () => {
+  it.each([
+    ['the root filesystem', ['/'], /refusing to mount \/ into the sandbox: it is the root filesystem/, /name the directories/],
+    ['the whole home', ['~'], /it is your whole home directory/, /--mount \/home\/me/],
+    ['the whole home, absolute', ['/home/me'], /whole home/, /--mount \/home\/me/],
+    ['/etc', ['/etc/shadow'], /inside \/etc, a system directory/, /--mount \/etc\/shadow/],
+    ['/usr', ['/usr/share/dict'], /inside \/usr/, /--mount/],
+    ['/proc', ['/proc/1'], /inside \/proc/, /--mount/],
+    ['the engine socket', ['/var/run/docker.sock'], /socket/, /--mount \/var\/run\/docker\.sock/],
+    ['a podman socket', ['/run/user/1000/podman/podman.sock'], /socket/, /--mount/],
+    ['~/.ssh', ['~/.ssh/id_ed25519'], /holds credentials \(\/home\/me\/\.ssh\)/, /--mount \/home\/me\/\.ssh\/id_ed25519/],
+    ['~/.aws', ['/home/me/.aws/credentials'], /holds credentials/, /--mount/],
+    ['a symlink into /etc', ['/home/me/to-etc/shadow'], /inside \/etc/, /--mount \/home\/me\/to-etc\/shadow/],
+    ['. when the working directory is home', ['.'], /whole home/, /--no-auto-mount/],
+  ])('%s', (_label, args, message, hint) => {
+    try {
+      plan(args, { cwd: HOME });
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(UsageError);
+      expect((error as UsageError).message).toMatch(message);
+      expect((error as UsageError).hint).toMatch(hint);
+    }
+  });
+
+  it('--no-auto-mount: no detection, no refusal, nothing mounted', () => {
+    const result = plan(['/', '/etc/shadow', '~/notes'], { autoMount: false });
+    expect([result.binds, result.args, result.workdir]).toEqual([[], ['/', '/etc/shadow', '~/notes'], undefined]);
+  });
+
+  it('an explicit --mount covers what it names, refused or not', () => {
+    const result = plan(['/home/me/.ssh/id_ed25519'], { cwd: '/', explicit: ['~/.ssh:ro'] });
+    expect(result.binds).toEqual([{ source: '/home/me/.ssh', target: '/home/me/.ssh', readonly: true }]);
+  });
+});
+
+describe('the working directory', () => {
+  it('is mounted at its own path and used as the working directory', () => {
+    const result = plan([]);
+    expect([result.binds, result.workdir]).toEqual([[{ source: '/home/me/project', target: '/home/me/project', readonly: false }], '/home/me/project']);
+  });
+
+  it.each([
+    ['home', HOME, /not mounting the working directory \/home\/me: it is your whole home directory/],
+    ['/', '/', /not mounting the working directory \/: it is the root filesystem/],
+    ['/etc', '/etc', /inside \/etc/],
+  ])('refused places (%s) are not mounted, with a note', (_label, cwd, note) => {
+    const result = plan([], { cwd });
+    expect(result.binds).toEqual([]);
+    expect(result.workdir).toBeUndefined();
+    expect(result.notes.join('\n')).toMatch(note);
+  });
+
+  it('MCP clients (mountCwd off): not mounted; relative paths become absolute', () => {
+    const result = plan(['./src'], { mountCwd: false });
+    expect(result.binds.map((b) => b.target)).toEqual(['/home/me/project/src']);
+    expect([result.workdir, result.args, result.notes]).toEqual([undefined, ['/home/me/project/src'], []]);
+  });
+
+  it('MCP clients naming "." get the working directory, and work in it', () => {
+    const result = plan(['.'], { mountCwd: false });
+    expect([result.binds.map((b) => b.target), result.workdir, result.args]).toEqual([['/home/me/project'], '/home/me/project', ['.']]);
+  });
+
+  it('paths inside it add no mounts of their own', () => {
+    expect(plan(['/home/me/project/src', './data.db']).binds).toHaveLength(1);
+  });
+});
+
+describe('explicit mounts', () => {
+  it.each([
+    ['/data/shared', { path: '/data/shared', readonly: false }],
+    ['/data/shared:ro', { path: '/data/shared', readonly: true }],
+    ['/data/shared:rw', { path: '/data/shared', readonly: false }],
+    ['/odd:name', { path: '/odd:name', readonly: false }],
+  ])('%s', (spec, parsed) => {
+    expect(parseMountSpec(spec)).toEqual(parsed);
+  });
+
+  it('must exist', () => {
+    expect(() => plan([], { explicit: ['/nope'] })).toThrow(/--mount \/nope: nothing there/);
+  });
+
+  it('can never be the root filesystem', () => {
+    expect(() => plan([], { explicit: ['/'] })).toThrow(/cannot be mounted at its own path/);
+  });
+
+  it('an explicit socket is mounted, with a warning', () => {
+    const result = plan([], { cwd: '/', explicit: ['/var/run/docker.sock'] });
+    expect(result.binds).toHaveLength(1);
+    expect(result.notes[0]).toMatch(/now reachable from the sandbox/);
+  });
+});
+
+describe('who the server runs as', () => {
+  const rw = [{ source: '/a', target: '/a', readonly: false }];
+  const ro = [{ source: '/a', target: '/a', readonly: true }];
+  it.each([
+    ['linux user with a writable mount', 'linux', 1000, rw, '1000:1000'],
+    ['linux user, read-only mounts only', 'linux', 1000, ro, '65534:65534'],
+    ['linux user, nothing mounted', 'linux', 1000, [], '65534:65534'],
+    ['root: never root inside', 'linux', 0, rw, '65534:65534'],
+    ['macOS (Docker Desktop maps ownership itself)', 'darwin', 501, rw, '65534:65534'],
+  ] as const)('%s', (_label, platform, uid, binds, user) => {
+    expect(sandboxUser({ platform, uid, gid: uid, binds })).toBe(user);
+  });
+});
+
+describe('refusalReason', () => {
+  it('lets ordinary places through', () => {
+    for (const path of ['/home/me/notes', '/tmp/x', '/data/shared', '/Users/me/src', '/private/var/folders/xy/T/tmp1', '/opt/work']) {
+      expect(refusalReason(path, HOME, fs)).toBeUndefined();
+    }
+  });
+});
