@@ -1,6 +1,6 @@
 import { execa } from 'execa';
 import type { TestProject } from 'vitest/node';
-import { MCPBOX, testEnv } from './helpers.js';
+import { MCPBOX, testEnv, WORKDIR } from './helpers.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -24,7 +24,7 @@ export default async function setup(project: TestProject) {
     return;
   }
   for (const runner of ['npx', 'uvx']) {
-    const prepared = await execa('node', [MCPBOX, 'run', runner, '--version'], { env: testEnv(), reject: false, stdin: 'ignore', stderr: 'inherit' });
+    const prepared = await execa('node', [MCPBOX, 'run', runner, '--version'], { cwd: WORKDIR, env: testEnv(), reject: false, stdin: 'ignore', stderr: 'inherit' });
     if (prepared.exitCode !== 0) throw new Error(`e2e: could not prepare the ${runner} image (exit ${prepared.exitCode})`);
   }
   project.provide('engine', true);

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,13 @@ writeFileSync(join(QUIET_STATE, 'mcpbox', 'last-sweep'), 'tests\n');
 const future = new Date(Date.now() + 365 * 86_400_000);
 utimesSync(join(QUIET_STATE, 'mcpbox', 'last-sweep'), future, future);
 
+/**
+ * A neutral working directory for CLI runs: terminal-style runs mount their working directory, and
+ * the checkout may sit where the sandbox user can't reach it (say under /root).
+ */
+export const WORKDIR = mkdtempSync(join(tmpdir(), 'mcpbox-e2e-cwd-'));
+chmodSync(WORKDIR, 0o755);
+
 export function testEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
@@ -42,7 +49,7 @@ export interface Session {
 
 /** An MCP SDK client launching `mcpbox run …` over stdio, as Claude Desktop or Cursor would. */
 export async function connect(args: string[], env: Record<string, string> = testEnv()): Promise<Session> {
-  const transport = new StdioClientTransport({ command: process.execPath, args: [MCPBOX, 'run', ...args], env, stderr: 'pipe' });
+  const transport = new StdioClientTransport({ command: process.execPath, args: [MCPBOX, 'run', ...args], env, stderr: 'pipe', cwd: WORKDIR });
   let stderr = '';
   transport.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
@@ -145,8 +152,9 @@ export function childrenOf(pid: number): { pid: number; argv: string[] }[] {
 }
 
 /** Runs the CLI to completion, capturing everything. */
-export async function mcpbox(args: string[], options: { env?: Record<string, string>; input?: string } = {}) {
+export async function mcpbox(args: string[], options: { env?: Record<string, string>; input?: string; cwd?: string } = {}) {
   const child = execa(process.execPath, [MCPBOX, ...args], {
+    cwd: options.cwd ?? WORKDIR,
     env: options.env ?? testEnv(),
     extendEnv: false,
     reject: false,
@@ -171,7 +179,7 @@ export const STUBBORN_ARGS = ['-e', 'STUBBORN_SERVER', '-e', 'STUBBORN_IGNORE_SI
  * test keeps the process: its exit code, its signals.
  */
 export async function startRaw(args: string[], env: Record<string, string> = testEnv({ STUBBORN_SERVER })) {
-  const child = execa(process.execPath, [MCPBOX, 'run', ...args], { env, extendEnv: false, reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false } });
+  const child = execa(process.execPath, [MCPBOX, 'run', ...args], { cwd: WORKDIR, env, extendEnv: false, reject: false, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe', buffer: { stdout: false } });
   let stdout = '';
   child.stdout!.on('data', (chunk: Buffer) => {
     stdout += chunk.toString();

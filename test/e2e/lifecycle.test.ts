@@ -15,6 +15,7 @@ import {
   startRaw,
   testEnv,
   waitFor,
+  WORKDIR,
 } from './helpers.js';
 
 const engine = inject('engine');
@@ -171,6 +172,7 @@ describe.skipIf(!engine)('finding the engine', () => {
     const candidates = [...wellKnownEnginePaths('linux', process.env.HOME ?? '/root'), '/usr/sbin/docker', '/bin/docker'].filter((p) => existsSync(p));
     const masks = candidates.map((p) => `mount --bind /dev/null ${p}`).join(' && ');
     const result = await execa('unshare', ['--mount', 'sh', '-c', `${masks} && exec "$0" "$@"`, process.execPath, MCPBOX, 'run', 'npx', '-y', EVERYTHING], {
+      cwd: WORKDIR,
       env: testEnv({ PATH: '/usr/bin:/bin' }),
       reject: false,
       stdin: 'ignore',
