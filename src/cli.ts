@@ -53,6 +53,7 @@ export function buildProgram(log: Logger, setExitCode: (code: number) => void): 
     .option('--pids <n>', 'process/thread limit (default 512)')
     .option('--mount <PATH[:ro|rw]>', 'mount a host path at the same path (read-write unless :ro); repeatable', collect, [])
     .addOption(new Option('--no-auto-mount', 'mount nothing implicitly: neither paths named in arguments nor the working directory'))
+    .addOption(new Option('--no-lock', 'resolve the package on every start through npx/uvx, as typed, instead of installing it once and locking it'))
     .option('--grace <seconds>', 'time a server gets to exit after its input ends or a signal (default 2)')
     .addOption(new Option('--no-stop-on-eof', 'keep the server running after its input ends (for commands fed from a pipe)'))
     .option('--dry-run', 'print the engine command, shell-quoted, and run nothing')
@@ -70,6 +71,15 @@ export function buildProgram(log: Logger, setExitCode: (code: number) => void): 
     .action(async (runner: string, args: string[], flags) => {
       const { run } = await import('./commands/run.js');
       setExitCode(await run(runner, args, flags, context()));
+    });
+
+  program
+    .command('update')
+    .description('resolve locked servers again now (all, or the packages named), install what changed, rewrite the lock')
+    .argument('[packages...]', 'package names as locked, e.g. @modelcontextprotocol/server-everything')
+    .action(async (packages: string[]) => {
+      const { update } = await import('./commands/update.js');
+      setExitCode(await update(packages, context()));
     });
 
   program

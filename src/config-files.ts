@@ -1,7 +1,6 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, dirname, join, posix } from 'node:path';
-import { cosmiconfig } from 'cosmiconfig';
+import { basename, dirname, extname, join, posix } from 'node:path';
 import type { Settings } from './config.js';
 import { formatProblems, mergeSettings, projectProblems, secretEntries, validateSettings } from './config.js';
 import { ConfigError } from './errors.js';
@@ -25,27 +24,51 @@ export function userConfigDir(env: HostEnv, home = homedir()): string {
 
 type Trust = 'user' | 'project';
 
+/** cosmiconfig's default search places for "mcpbox" (a unit test keeps this list equal to its own). */
+export const PROJECT_SEARCH_PLACES = [
+  'package.json',
+  '.mcpboxrc',
+  '.mcpboxrc.json',
+  '.mcpboxrc.yaml',
+  '.mcpboxrc.yml',
+  '.mcpboxrc.js',
+  '.mcpboxrc.ts',
+  '.mcpboxrc.cjs',
+  '.mcpboxrc.mjs',
+  '.config/mcpboxrc',
+  '.config/mcpboxrc.json',
+  '.config/mcpboxrc.yaml',
+  '.config/mcpboxrc.yml',
+  '.config/mcpboxrc.js',
+  '.config/mcpboxrc.ts',
+  '.config/mcpboxrc.cjs',
+  '.config/mcpboxrc.mjs',
+  'mcpbox.config.js',
+  'mcpbox.config.ts',
+  'mcpbox.config.cjs',
+  'mcpbox.config.mjs',
+];
+export const USER_SEARCH_PLACES = ['config.json', 'config.yaml', 'config.yml', 'config.js', 'config.mjs', 'config.cjs'];
+
 export async function loadSettings(env: HostEnv, cwd: string): Promise<LoadedSettings> {
   const explicit = env.MCPBOX_CONFIG;
   if (explicit) {
     if (!existsSync(explicit)) throw new ConfigError(`MCPBOX_CONFIG names ${explicit}, which does not exist`, 'fix the path or unset MCPBOX_CONFIG');
-    const explorer = cosmiconfig('mcpbox', { searchStrategy: 'none' });
-    const loaded = await explorer.load(explicit).catch((error: Error) => {
-      throw new ConfigError(`could not read ${explicit}: ${error.message}`, 'fix the syntax of the file');
-    });
-    return { settings: check(loaded?.config, explicit, 'user'), files: [explicit] };
+    return { settings: check(await load(explicit), explicit, 'user'), files: [explicit] };
   }
   const layers: Settings[] = [];
   const files: string[] = [];
-  const user = cosmiconfig('mcpbox', {
-    searchStrategy: 'none',
-    searchPlaces: ['config.json', 'config.yaml', 'config.yml', 'config.js', 'config.mjs', 'config.cjs'],
-  });
-  const project = cosmiconfig('mcpbox', { searchStrategy: 'project' });
-  for (const [explorer, from, trust] of [
-    [user, userConfigDir(env), 'user'],
-    [project, cwd, 'project'],
-  ] as const) {
+  const userDir = userConfigDir(env);
+  // Loading cosmiconfig costs start-up time; most runs have no file for it to find.
+  const searches = [
+    [userDir, 'user', USER_SEARCH_PLACES.some((place) => existsSync(join(userDir, place)))],
+    [cwd, 'project', mayHaveProjectConfig(cwd)],
+  ] as const;
+  for (const [from, trust, worthSearching] of searches) {
+    if (!worthSearching) continue;
+    const cosmiconfig = await loadCosmiconfig();
+    const explorer =
+      trust === 'user' ? cosmiconfig('mcpbox', { searchStrategy: 'none', searchPlaces: USER_SEARCH_PLACES }) : cosmiconfig('mcpbox', { searchStrategy: 'project' });
     const found = await explorer.search(from).catch((error: Error) => {
       throw new ConfigError(`could not read configuration near ${from}: ${error.message}`, 'fix the file or point MCPBOX_CONFIG elsewhere');
     });
@@ -54,6 +77,51 @@ export async function loadSettings(env: HostEnv, cwd: string): Promise<LoadedSet
     files.push(found.filepath);
   }
   return { settings: mergeSettings(...layers), files };
+}
+
+/** A superset of where cosmiconfig's project search could find something: from `cwd` up to the root. */
+export function mayHaveProjectConfig(cwd: string): boolean {
+  for (let dir = cwd; ; dir = dirname(dir)) {
+    let names: Set<string>;
+    try {
+      names = new Set(readdirSync(dir));
+    } catch {
+      names = new Set();
+    }
+    for (const place of PROJECT_SEARCH_PLACES) {
+      if (place === 'package.json') {
+        if (names.has(place) && packageJsonMentionsMcpbox(join(dir, place))) return true;
+      } else if (place.startsWith('.config/') ? names.has('.config') && existsSync(join(dir, place)) : names.has(place)) {
+        return true;
+      }
+    }
+    if (dirname(dir) === dir) return false;
+  }
+}
+
+function packageJsonMentionsMcpbox(file: string): boolean {
+  try {
+    return readFileSync(file, 'utf8').includes('"mcpbox"');
+  } catch {
+    return false;
+  }
+}
+
+/** cosmiconfig is CommonJS: imported dynamically, its exports may sit under `default`. */
+async function loadCosmiconfig(): Promise<typeof import('cosmiconfig').cosmiconfig> {
+  const module = (await import('cosmiconfig')) as typeof import('cosmiconfig') & { default?: typeof import('cosmiconfig') };
+  return module.cosmiconfig ?? module.default!.cosmiconfig;
+}
+
+/** One named file: JSON directly, anything else (YAML, JS) through cosmiconfig's loaders. */
+async function load(file: string): Promise<unknown> {
+  try {
+    if (extname(file) === '.json') return JSON.parse(readFileSync(file, 'utf8'));
+    const cosmiconfig = await loadCosmiconfig();
+    return (await cosmiconfig('mcpbox', { searchStrategy: 'none' }).load(file))?.config;
+  } catch (error) {
+    throw new ConfigError(`could not read ${file}: ${(error as Error).message}`, 'fix the syntax of the file');
+  }
 }
 
 function check(raw: unknown, file: string, trust: Trust): Settings {

@@ -25,6 +25,8 @@ export interface Settings {
   autoMount?: boolean;
   /** Policy per package name, applied when a run installs that package. */
   packages?: Record<string, PackagePolicy>;
+  /** Hours before an unpinned locked server is resolved again (default 24). */
+  updateInterval?: number;
 }
 
 /** What a package's entry may set: the same settings, scoped to runs of that package. */
@@ -38,7 +40,7 @@ export interface ConfigProblem {
 
 export const SIZE = /^\d+(?:\.\d+)?[bkmg]?$/i;
 const ENV_ENTRY = /^[A-Za-z_][A-Za-z0-9_]*(?:=.*)?$/s;
-const KNOWN_KEYS = ['images', 'baseImages', 'memory', 'cpus', 'pids', 'network', 'env', 'grace', 'docker', 'mounts', 'autoMount', 'packages'] as const;
+const KNOWN_KEYS = ['images', 'baseImages', 'memory', 'cpus', 'pids', 'network', 'env', 'grace', 'docker', 'mounts', 'autoMount', 'packages', 'updateInterval'] as const;
 const POLICY_KEYS = ['env', 'network', 'memory', 'cpus', 'pids', 'mounts', 'grace', 'image'] as const;
 const MOUNT_ENTRY = /^.+?(?::(?:ro|rw))?$/s;
 
@@ -77,6 +79,10 @@ export function validateSettings(raw: unknown, file: string): { settings: Settin
   if (input.docker !== undefined) {
     if (typeof input.docker === 'string' && input.docker !== '') settings.docker = input.docker;
     else problem('docker', 'must be the path of the docker binary');
+  }
+  if (input.updateInterval !== undefined) {
+    if (typeof input.updateInterval === 'number' && input.updateInterval > 0) settings.updateInterval = input.updateInterval;
+    else problem('updateInterval', 'must be a positive number of hours');
   }
   if (input.autoMount !== undefined) {
     if (typeof input.autoMount === 'boolean') settings.autoMount = input.autoMount;

@@ -11,6 +11,8 @@ export const ExitCode = {
   internal: 70,
   engineMissing: 72,
   imageUnavailable: 73,
+  installFailed: 75,
+  integrityMismatch: 76,
   config: 78,
 } as const;
 
@@ -65,5 +67,22 @@ export class EngineUnreachableError extends McpboxError {
 export class ImageUnavailableError extends McpboxError {
   constructor(message: string, hint?: string) {
     super('image-unavailable', message, hint, ExitCode.imageUnavailable);
+  }
+}
+
+export class InstallError extends McpboxError {
+  constructor(
+    message: string,
+    hint?: string,
+    /** The registry could not be reached: a locked install may still start. */
+    readonly offline = false,
+  ) {
+    super('install-failed', message, hint ?? 'see the install output above', ExitCode.installFailed);
+  }
+}
+
+export class IntegrityError extends McpboxError {
+  constructor(message: string, hint?: string) {
+    super('integrity-mismatch', message, hint ?? 'if the change is expected, delete its entry from the lock file (or run mcpbox update) to resolve it again', ExitCode.integrityMismatch);
   }
 }

@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
-import type { DockerEngine } from './engine/docker.js';
+import type { DockerEngine, EngineProcess } from './engine/docker.js';
+import type { EofWatch } from './eof-watch.js';
 import type { Logger } from './log.js';
 
 /**
@@ -10,6 +11,10 @@ import type { Logger } from './log.js';
  * - SIGINT/SIGTERM/SIGHUP → passed on once; after the grace period the container is removed;
  *   a second signal removes it at once;
  * - mcpbox killed outright → the watchdog (DockerEngine.watchdog) removes it.
+ *
+ * stdio: stdout and stderr always go straight from the engine CLI to the client. stdin does too
+ * when a hang-up watcher can tell mcpbox that the client closed it (src/eof-watch.ts); otherwise
+ * mcpbox copies stdin through itself to see its end.
  */
 export interface SuperviseOptions {
   readonly engine: Pick<DockerEngine, 'run' | 'remove' | 'watchdog'>;
@@ -24,18 +29,25 @@ export interface SuperviseOptions {
   readonly stopOnEof: boolean;
   readonly graceMs: number;
   readonly log: Logger;
+  /** Starts a hang-up watcher on stdin; undefined when none can run here. */
+  readonly watchEof?: (onEnd: () => void) => EofWatch | undefined;
+  /**
+   * A warm start runs before its image and cache volume are confirmed; this says whether they were.
+   * Until then the engine's stderr is held back; on 'retry' it is dropped, the container removed and
+   * supervise() returns 'retry' (a missing image fails before the engine reads any stdin).
+   */
+  readonly verify?: Promise<'ok' | 'retry'>;
+  /** Where the engine's stderr goes when it is held back (default: process.stderr). */
+  readonly stderr?: NodeJS.WritableStream;
   readonly signals?: NodeJS.EventEmitter;
 }
 
 export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
-export async function supervise(options: SuperviseOptions): Promise<number> {
+export async function supervise(options: SuperviseOptions): Promise<number | 'retry'> {
   const { engine, name, graceMs, log } = options;
   const signals = options.signals ?? process;
   const watchdog = engine.watchdog(name);
-  // Own process group unless in a terminal: a Ctrl-C or a group kill reaches mcpbox only, which
-  // passes it on exactly once (docker run proxies signals it receives to the server).
-  const child = engine.run(options.argv, { env: options.env, stdin: options.tty ? 'inherit' : 'pipe', detached: !options.tty });
 
   const timers = new Set<NodeJS.Timeout>();
   const after = (ms: number, action: () => void) => {
@@ -53,6 +65,42 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
     return removal;
   };
 
+  let child: EngineProcess | undefined;
+  let ended = false;
+  const onEnd = () => {
+    if (ended || !options.stopOnEof) return;
+    ended = true;
+    after(graceMs, () => {
+      log.note(`input closed ${graceMs / 1000} s ago and the server is still running: sending SIGTERM`);
+      child?.kill('SIGTERM');
+      after(graceMs, () => void remove('server ignored SIGTERM'));
+    });
+  };
+  // Own process group unless in a terminal: a Ctrl-C or a group kill reaches mcpbox only, which
+  // passes it on exactly once (docker run proxies signals it receives to the server).
+  const watch = options.tty || !options.stopOnEof ? undefined : options.watchEof?.(onEnd);
+  const copyStdin = !options.tty && options.stopOnEof && !watch;
+  child = engine.run(options.argv, {
+    env: options.env,
+    stdin: copyStdin ? 'pipe' : 'inherit',
+    stderr: options.verify ? 'pipe' : 'inherit',
+    detached: !options.tty,
+  });
+
+  // Hold the engine's stderr until the warm start is confirmed, then let it flow.
+  const held: Buffer[] = [];
+  let verdict: 'ok' | 'retry' | undefined;
+  const out = options.stderr ?? process.stderr;
+  child.stderr?.on('data', (chunk: Buffer) => (verdict === 'ok' ? out.write(chunk) : verdict === undefined && held.push(chunk)));
+  const verified = options.verify?.then((result) => {
+    verdict = result;
+    if (result === 'ok') for (const chunk of held.splice(0)) out.write(chunk);
+    else void remove('warm start failed its check');
+    return result;
+  });
+  // The check itself failed (the engine is not answering): it says why; remove quietly, in case.
+  verified?.catch(() => engine.remove([name]).catch(() => {}));
+
   let received: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
     if (received) {
@@ -60,32 +108,34 @@ export async function supervise(options: SuperviseOptions): Promise<number> {
       return;
     }
     received = signal;
-    child.kill(signal);
+    child?.kill(signal);
     after(graceMs, () => void remove(`server still running ${graceMs / 1000} s after ${signal}`));
   };
   if (!options.tty) for (const signal of FORWARDED_SIGNALS) signals.on(signal, onSignal);
 
   const input = child.stdin;
-  const onEnd = () => {
-    if (!options.stopOnEof) return;
-    after(graceMs, () => {
-      log.note(`input closed ${graceMs / 1000} s ago and the server is still running: sending SIGTERM`);
-      child.kill('SIGTERM');
-      after(graceMs, () => void remove('server ignored SIGTERM'));
-    });
-  };
   if (input) {
     input.on('error', () => {}); // EPIPE once the engine has gone; its exit is what counts.
     options.stdin.pipe(input);
     options.stdin.once('end', onEnd);
   }
 
-  const result = await child;
-  for (const timer of timers) clearTimeout(timer);
-  for (const signal of FORWARDED_SIGNALS) signals.off(signal, onSignal);
-  if (input) {
-    options.stdin.unpipe(input);
-    options.stdin.off('end', onEnd);
+  let result: { exitCode: number | null; signal: NodeJS.Signals | null };
+  try {
+    result = await child.exit;
+    if (verified && (await verified) === 'retry') {
+      if (removal) await removal;
+      watchdog.release();
+      return 'retry';
+    }
+  } finally {
+    for (const timer of timers) clearTimeout(timer);
+    for (const signal of FORWARDED_SIGNALS) signals.off(signal, onSignal);
+    watch?.stop();
+    if (input) {
+      options.stdin.unpipe(input);
+      options.stdin.off('end', onEnd);
+    }
   }
   // The CLI itself was killed (not the server): the container may still be running.
   if (result.signal) await remove(`docker CLI ended by ${result.signal}`);

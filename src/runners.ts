@@ -1,4 +1,5 @@
-import npa from 'npm-package-arg';
+import { createRequire } from 'node:module';
+import type npaType from 'npm-package-arg';
 import { UsageError } from './errors.js';
 
 /**
@@ -29,6 +30,8 @@ export interface PackageRef {
   readonly spec: string;
   /** Version or tag when the spec names one (`1.2.3`, `latest`). */
   readonly version?: string;
+  /** npm: 'version' (exact), 'range' or 'tag' for the registry; anything else is not from the registry. */
+  readonly kind?: 'version' | 'range' | 'tag' | 'other';
 }
 
 export interface RunnerSpec {
@@ -196,6 +199,10 @@ export interface RunnerInvocation {
   readonly packages: readonly PackageRef[];
   /** True for `--version`/`--help` style invocations that install nothing. */
   readonly info: boolean;
+  /** The runner options given before the positional, by their long name (`--package`), with values. */
+  readonly options: readonly { readonly name: string; readonly value: string | undefined }[];
+  /** The first positional (npx: the package, or with -p the command; uvx: the command) and where it is. */
+  readonly positional?: { readonly index: number; readonly value: string };
 }
 
 /** Reads a runner's argv (everything after `npx`/`uvx`) without changing it. Throws UsageError. */
@@ -208,6 +215,7 @@ export function parseRunnerArgs(runnerName: string, args: readonly string[]): Ru
   }
   const spec: RunnerSpec = RUNNERS[runnerName];
   const byRole = new Map<string, string[]>();
+  const used: { name: string; value: string | undefined }[] = [];
   let i = 0;
   for (; i < args.length; i++) {
     const arg = args[i]!;
@@ -216,7 +224,7 @@ export function parseRunnerArgs(runnerName: string, args: readonly string[]): Ru
       break;
     }
     if (!arg.startsWith('-') || arg === '-') break;
-    const consumed = readOption(runnerName, spec.options, args, i, byRole);
+    const consumed = readOption(runnerName, spec.options, args, i, byRole, used);
     i += consumed - 1;
   }
   const positional = args[i];
@@ -236,7 +244,15 @@ export function parseRunnerArgs(runnerName: string, args: readonly string[]): Ru
     packages.push(...listed.map(spec.parsePackage));
     if (positional === undefined && !info) throw missingPackage(runnerName);
   }
-  return { runner: runnerName, executable: spec.executable, args: [...args], packages, info: info && packages.length === 0 };
+  return {
+    runner: runnerName,
+    executable: spec.executable,
+    args: [...args],
+    packages,
+    info: info && packages.length === 0,
+    options: used,
+    ...(positional !== undefined && { positional: { index: i, value: positional } }),
+  };
 }
 
 /** Returns how many argv entries the option at `i` used (1 or 2). */
@@ -246,9 +262,12 @@ function readOption(
   args: readonly string[],
   i: number,
   byRole: Map<string, string[]>,
+  used: { name: string; value: string | undefined }[],
 ): number {
   const arg = args[i]!;
   const record = (option: RunnerOption, value: string) => {
+    const long = option.names.find((n) => n.startsWith('--')) ?? option.names[0]!;
+    used.push({ name: long, value: option.takesValue ? value : undefined });
     if (!option.role) return;
     byRole.set(option.role, [...(byRole.get(option.role) ?? []), value]);
   };
@@ -321,18 +340,46 @@ function missingPackage(runner: Runner): UsageError {
   );
 }
 
+// npm's rules for a registry package name (validate-npm-package-name), and an exact semver version.
+const NPM_NAME = /^(?:@[a-z0-9-~][a-z0-9-._~]*\/)?[a-z0-9-~][a-z0-9-._~]*$/;
+const EXACT_VERSION = /^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$/;
+const TAG = /^[A-Za-z][A-Za-z0-9._-]*$/;
+
+/**
+ * npm package specs. The common registry forms (`name`, `name@1.2.3`, `@scope/name@^1`, `name@latest`)
+ * are read here; everything else (git, URLs, paths, aliases, odd names) goes to npm-package-arg,
+ * which is loaded only then: it and its dependencies cost start-up time on every run otherwise.
+ */
 export function parseNpmSpec(spec: string): PackageRef {
-  let parsed: npa.Result;
+  const at = spec.indexOf('@', 1);
+  const name = at === -1 ? spec : spec.slice(0, at);
+  const version = at === -1 ? '' : spec.slice(at + 1);
+  if (NPM_NAME.test(name) && name.length <= 214) {
+    if (version === '' || version === '*' || version === 'latest') return version === '' || version === '*' ? { name, spec, kind: 'tag' } : { name, spec, version, kind: 'tag' };
+    if (EXACT_VERSION.test(version)) return { name, spec, version, kind: 'version' };
+    if (TAG.test(version) && !/^v?\d/.test(version)) return { name, spec, version, kind: 'tag' };
+    if (/^[\d^~<>=*xX .|-]+$/.test(version) || /^[\^~]?v?\d/.test(version)) return { name, spec, version, kind: 'range' };
+  }
+  return parseWithNpa(spec);
+}
+
+let npa: typeof npaType | undefined;
+
+function parseWithNpa(spec: string): PackageRef {
+  npa ??= createRequire(import.meta.url)('npm-package-arg') as typeof npaType;
+  let parsed: npaType.Result;
   try {
     parsed = npa(spec);
   } catch (error) {
     throw new UsageError(`"${spec}" is not a valid npm package spec: ${(error as Error).message}`);
   }
-  const registry = parsed.type === 'alias' && 'subSpec' in parsed ? (parsed.subSpec as npa.Result) : parsed;
-  const name = (registry.registry && registry.name) || spec;
-  const version =
-    registry.registry && registry.rawSpec !== '' && registry.rawSpec !== '*' ? registry.rawSpec : undefined;
-  return version === undefined ? { name, spec } : { name, spec, version };
+  const alias = parsed.type === 'alias';
+  const registry = alias ? (parsed as unknown as { subSpec: npaType.Result }).subSpec : parsed;
+  if (!registry.registry || !registry.name) return { name: spec, spec, kind: 'other' };
+  const version = registry.rawSpec !== '' && registry.rawSpec !== '*' ? registry.rawSpec : undefined;
+  // An alias installs under its own name: not one mcpbox locks.
+  const kind = alias ? 'other' : (registry.type as PackageRef['kind']);
+  return version === undefined ? { name: registry.name, spec, kind } : { name: registry.name, spec, version, kind };
 }
 
 // name [extras] then nothing, `@ version` (uv), `@ url` (PEP 508 direct reference) or specifiers.

@@ -38,6 +38,8 @@ export const LABEL = {
   runner: 'dev.mcpbox.runner',
   package: 'dev.mcpbox.package',
   version: 'dev.mcpbox.version',
+  /** 'install' for the containers that install packages; absent for servers. */
+  role: 'dev.mcpbox.role',
 } as const;
 
 export function resolvePolicy(settings: Settings): SandboxPolicy {
@@ -52,7 +54,7 @@ export function resolvePolicy(settings: Settings): SandboxPolicy {
 
 export type Mount =
   | { readonly type: 'bind'; readonly source: string; readonly target: string; readonly readonly: boolean }
-  | { readonly type: 'volume'; readonly source: string; readonly target: string }
+  | { readonly type: 'volume'; readonly source: string; readonly target: string; readonly readonly: boolean }
   | { readonly type: 'tmpfs'; readonly target: string; readonly options: string };
 
 export interface ContainerEnvVar {
@@ -94,6 +96,14 @@ export interface ContainerInput {
   readonly host: Pick<MountPlan, 'binds' | 'args' | 'workdir'>;
   /** Fixed variables that describe the invoking user (USER, LOGNAME) when the server runs as them. */
   readonly identity?: Readonly<Record<string, string>>;
+  /** Run something else than the runner: an installed server's launcher, or an install. */
+  readonly command?: {
+    readonly entrypoint: string;
+    readonly args: readonly string[];
+    /** Mount the cache volume read-only: a locked server can't change its own installed code. */
+    readonly cacheReadonly?: boolean;
+    readonly network?: string;
+  };
 }
 
 export function containerSpec(input: ContainerInput): ContainerSpec {
@@ -105,7 +115,7 @@ export function containerSpec(input: ContainerInput): ContainerSpec {
     { type: 'tmpfs', target: '/tmp', options: `rw,exec,nosuid,nodev,size=${policy.tmpSize},mode=1777` },
     { type: 'tmpfs', target: HOME_DIR, options: `rw,exec,nosuid,nodev,size=${policy.homeSize},mode=1777` },
     volume
-      ? { type: 'volume', source: volume, target: CACHE_DIR }
+      ? { type: 'volume', source: volume, target: CACHE_DIR, readonly: input.command?.cacheReadonly ?? false }
       : { type: 'tmpfs', target: CACHE_DIR, options: `rw,nosuid,nodev,size=${policy.tmpSize},mode=1777` },
     ...input.ca.mounts.map((m): Mount => ({ type: 'bind', source: m.hostPath, target: m.containerPath, readonly: true })),
     ...input.host.binds.map((b): Mount => ({ type: 'bind', source: b.source, target: b.target, readonly: b.readonly })),
@@ -126,14 +136,14 @@ export function containerSpec(input: ContainerInput): ContainerSpec {
     name: input.name,
     image: input.image,
     labels: input.labels,
-    policy,
+    policy: input.command?.network ? { ...policy, network: input.command.network } : policy,
     user: input.user,
     mounts,
     env,
     // The host's working directory when it is mounted; else HOME, where the server may write.
     workdir: input.host.workdir ?? HOME_DIR,
-    entrypoint: invocation.executable,
-    args: input.host.args,
+    entrypoint: input.command?.entrypoint ?? invocation.executable,
+    args: input.command?.args ?? input.host.args,
     tty: input.tty,
   };
 }

@@ -52,7 +52,7 @@ function mountArgs(mount: Mount): string[] {
     case 'tmpfs':
       return ['--tmpfs', `${mount.target}:${mount.options}`];
     case 'volume':
-      return ['--mount', mountField(['type=volume', `source=${mount.source}`, `target=${mount.target}`])];
+      return ['--mount', mountField(['type=volume', `source=${mount.source}`, `target=${mount.target}`, ...(mount.readonly ? ['readonly'] : [])])];
     case 'bind':
       return ['--mount', mountField(['type=bind', `source=${mount.source}`, `target=${mount.target}`, ...(mount.readonly ? ['readonly'] : [])])];
   }

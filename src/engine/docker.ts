@@ -1,4 +1,6 @@
-import { execa, type ResultPromise } from 'execa';
+import { type ExecFileException, execFile, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import type { Readable, Writable } from 'node:stream';
 import { EngineNotFoundError, EngineUnreachableError, ImageUnavailableError, McpboxError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type ManagedContainer, parsePs, PS_FORMAT } from '../containers.js';
@@ -8,6 +10,10 @@ import { engineFailure, missingObjects } from './diagnose.js';
 /**
  * The one module that spawns the engine. Each method is one docker CLI call, given argv (never a
  * shell string) and an explicit environment (never the host's wholesale).
+ *
+ * The calls on the way to a server's first byte (inspect, run, the watchdog) use node:child_process:
+ * loading execa costs more start-up time (tens of ms) than a warm start may add in all. execa is
+ * loaded for the rest (builds, pulls, installs), where its line iteration and buffering earn it.
  */
 export interface EngineOptions {
   readonly bin: string;
@@ -19,6 +25,26 @@ export interface EngineOptions {
 }
 
 export type RunStdin = 'pipe' | 'inherit';
+
+/** A running `docker run`. */
+export interface EngineProcess {
+  readonly pid: number | undefined;
+  /** Present when stdin is 'pipe'. */
+  readonly stdin: Writable | null;
+  /** Present when stderr is 'pipe'. */
+  readonly stderr: Readable | null;
+  kill(signal: NodeJS.Signals): boolean;
+  readonly exit: Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }>;
+}
+
+interface QueryResult {
+  readonly exitCode: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Label with a random id that mcpbox gives each volume it creates. */
+export const VOLUME_ID = 'dev.mcpbox.volume-id';
 
 export class DockerEngine {
   readonly bin: string;
@@ -34,37 +60,86 @@ export class DockerEngine {
   }
 
   /** A short query. Engine-level failures (not found, not answering) throw; others come back. */
-  async #query(args: readonly string[], timeoutMs = this.#timeoutMs) {
-    const result = await execa(this.bin, args, {
-      env: this.#env,
-      extendEnv: false,
-      reject: false,
-      stdin: 'ignore',
-      timeout: timeoutMs,
-      cleanup: false,
-      windowsHide: true,
+  async #query(args: readonly string[], timeoutMs = this.#timeoutMs): Promise<QueryResult> {
+    const result = await new Promise<QueryResult & { error?: ExecFileException }>((resolve) => {
+      execFile(
+        this.bin,
+        args,
+        { env: this.#env, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, windowsHide: true, encoding: 'utf8' },
+        (error, stdout, stderr) => {
+          const code = error && typeof error.code === 'number' ? error.code : error ? -1 : 0;
+          resolve({ exitCode: code, stdout, stderr, ...(error && { error }) });
+        },
+      ).stdin?.end();
     });
-    if ((result as { code?: string }).code === 'ENOENT') {
-      throw new EngineNotFoundError(`the docker CLI at ${this.bin} could not be started`);
-    }
-    if (result.timedOut) {
+    if (result.error?.code === 'ENOENT') throw new EngineNotFoundError(`the docker CLI at ${this.bin} could not be started`);
+    if (result.error?.killed) {
       throw new EngineUnreachableError(`the Docker engine did not answer \`docker ${args[0]}\` within ${timeoutMs / 1000} s`);
     }
     if (result.exitCode !== 0) {
       const failure = engineFailure(result.stderr);
       if (failure) throw failure;
     }
-    return result;
+    return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.stderr };
   }
 
-  /** Which of these images/volumes don't exist. One call, whatever their number. */
-  async missing(names: readonly string[]): Promise<Set<string>> {
-    if (names.length === 0) return new Set();
+  /**
+   * Which of these images/volumes exist, and each volume's identity (the id label mcpbox gives the
+   * volumes it creates: a recreated volume has lost what was installed in it). One call.
+   */
+  async inspect(names: readonly string[]): Promise<{ missing: Set<string>; volumeIds: Map<string, string> }> {
+    const volumeIds = new Map<string, string>();
+    if (names.length === 0) return { missing: new Set(), volumeIds };
     const result = await this.#query(['inspect', ...names]);
-    if (result.exitCode === 0) return new Set();
+    try {
+      for (const object of JSON.parse(result.stdout || '[]') as { Name?: string; Mountpoint?: string; Labels?: Record<string, string> | null }[]) {
+        if (object.Mountpoint !== undefined && object.Name) volumeIds.set(object.Name, object.Labels?.[VOLUME_ID] ?? 'unlabelled');
+      }
+    } catch {
+      // No JSON: everything is missing, or the engine said why below.
+    }
+    if (result.exitCode === 0) return { missing: new Set(), volumeIds };
     const missing = missingObjects(result.stderr, names);
     if (missing.size === 0) throw unexpected('inspect', result.stderr);
-    return missing;
+    return { missing, volumeIds };
+  }
+
+  /**
+   * Runs a container to completion (an install), capturing its stdout and relaying its stderr to
+   * ours line by line; the engine CLI's environment carries the values of `--env NAME`.
+   */
+  async capture(argv: readonly string[], env: Readonly<Record<string, string>>, label: string): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const { execa } = await import('execa');
+    const subprocess = execa(this.bin, argv, {
+      env,
+      extendEnv: false,
+      reject: false,
+      stdin: 'ignore',
+      cleanup: false,
+      windowsHide: true,
+      maxBuffer: 64 * 1024 * 1024,
+      // The lockfile is hashed byte for byte: keep its final newline.
+      stripFinalNewline: false,
+    });
+    const lines: string[] = [];
+    try {
+      for await (const line of subprocess.iterable({ from: 'stderr' })) {
+        const text = String(line).trimEnd();
+        if (!text) continue;
+        lines.push(text);
+        this.#log.note(`${label}: ${text}`);
+      }
+    } catch {
+      // The result below says what happened.
+    }
+    const result = await subprocess;
+    if ((result as { code?: string }).code === 'ENOENT') throw new EngineNotFoundError(`the docker CLI at ${this.bin} could not be started`);
+    const stderr = lines.join('\n');
+    if (result.exitCode !== 0) {
+      const failure = engineFailure(stderr);
+      if (failure) throw failure;
+    }
+    return { exitCode: result.exitCode ?? 1, stdout: String(result.stdout ?? ''), stderr };
   }
 
   async version(): Promise<string> {
@@ -103,6 +178,7 @@ export class DockerEngine {
   }
 
   async #relay(args: readonly string[], label: string): Promise<{ exitCode: number; lastLine: string }> {
+    const { execa } = await import('execa');
     const subprocess = execa(this.bin, args, {
       env: this.#env,
       extendEnv: false,
@@ -139,9 +215,10 @@ export class DockerEngine {
    * container, with no capabilities and no network, opens the fresh volume to every uid like /tmp
    * (sticky, mode 1777); the volume's root-owned root needs no capability for that.
    */
-  async prepareVolume(volume: string, image: string, labels: { volume: Record<string, string>; container: Record<string, string> }) {
+  async prepareVolume(volume: string, image: string, labels: { volume: Record<string, string>; container: Record<string, string> }): Promise<string> {
     const labelArgs = (map: Record<string, string>) => Object.entries(map).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
-    await this.#query(['volume', 'create', ...labelArgs(labels.volume), volume]);
+    const id = randomUUID();
+    await this.#query(['volume', 'create', ...labelArgs({ ...labels.volume, [VOLUME_ID]: id }), volume]);
     const target = '/mcpbox-volume';
     const result = await this.#query(
       [
@@ -161,24 +238,32 @@ export class DockerEngine {
         1,
       );
     }
+    // Two runs may have created it at once: the label that won is the volume's id.
+    const winner = (await this.inspect([volume])).volumeIds.get(volume);
+    if (!winner) throw unexpected('volume inspect', `volume ${volume} vanished`);
+    return winner === 'unlabelled' ? id : winner;
   }
 
-  /** Starts `docker run`: stdout and stderr inherited (no copy on the server's output path). */
-  run(argv: readonly string[], options: { env: Readonly<Record<string, string>>; stdin: RunStdin; detached: boolean }): ResultPromise {
-    return execa(this.bin, argv, {
+  /**
+   * Starts `docker run`. stdout is always inherited: the server's JSON-RPC goes straight to the
+   * client, no copy. stderr is piped only when asked (to hold the engine's own messages back while a
+   * warm start is being checked).
+   */
+  run(argv: readonly string[], options: { env: Readonly<Record<string, string>>; stdin: RunStdin; stderr?: 'inherit' | 'pipe'; detached: boolean }): EngineProcess {
+    const child = spawn(this.bin, argv, {
       env: options.env,
-      extendEnv: false,
-      reject: false,
-      stdin: options.stdin,
-      stdout: 'inherit',
-      stderr: 'inherit',
-      // mcpbox owns the lifecycle (src/lifecycle.ts): no exit hooks, no SIGKILL of the CLI (which
-      // would leave the container running without its proxy).
-      cleanup: false,
-      forceKillAfterDelay: false,
+      stdio: [options.stdin, 'inherit', options.stderr ?? 'inherit'],
       detached: options.detached,
       windowsHide: true,
     });
+    const exit = new Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }>((resolve, reject) => {
+      child.once('error', (error: NodeJS.ErrnoException) =>
+        reject(error.code === 'ENOENT' ? new EngineNotFoundError(`the docker CLI at ${this.bin} could not be started`) : error),
+      );
+      // 'close': the process has exited and its piped stderr is drained.
+      child.once('close', (exitCode, signal) => resolve({ exitCode, signal }));
+    });
+    return { pid: child.pid, stdin: child.stdin, stderr: child.stderr, kill: (signal) => child.kill(signal), exit };
   }
 
   /** mcpbox's containers, running or not. */
@@ -207,7 +292,7 @@ export class DockerEngine {
    * pipe; unless mcpbox said "done" first, the watchdog force-removes the container. No polling.
    */
   watchdog(name: string): { release(): void } {
-    const [command, args] =
+    const [command, args]: [string, string[]] =
       process.platform === 'win32'
         ? [
             process.execPath,
@@ -219,17 +304,8 @@ export class DockerEngine {
             ],
           ]
         : ['/bin/sh', ['-c', 'read -r line; [ "$line" = done ] || exec "$0" rm --force "$1"', this.bin, name]];
-    const watchdog = execa(command, args, {
-      env: this.#env,
-      extendEnv: false,
-      stdin: 'pipe',
-      stdout: 'ignore',
-      stderr: 'ignore',
-      detached: true,
-      cleanup: false,
-      reject: false,
-      windowsHide: true,
-    });
+    const watchdog = spawn(command, args, { env: this.#env, stdio: ['pipe', 'ignore', 'ignore'], detached: true, windowsHide: true });
+    watchdog.on('error', () => {});
     watchdog.unref();
     const input = watchdog.stdin!;
     input.on('error', () => {});

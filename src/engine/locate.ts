@@ -56,19 +56,25 @@ export function locateEngine(input: LocateInput): LocatedEngine {
       'point it at the docker CLI, or unset it to let mcpbox search PATH and the usual install locations',
     );
   }
-  const onPath = searchPath(input.env, platform, isExecutable);
+  const onPath = findOnPath('docker', input.env, platform, isExecutable);
   if (onPath) return { path: onPath, source: 'PATH' };
   const known = wellKnownEnginePaths(platform, home).find(isExecutable);
   if (known) return { path: known, source: 'well-known' };
   throw new EngineNotFoundError('no docker CLI found on PATH or in the usual install locations');
 }
 
-function searchPath(env: LocateInput['env'], platform: NodeJS.Platform, isExecutable: (path: string) => boolean) {
+/** The first executable `name` on PATH (with PATHEXT on Windows). */
+export function findOnPath(
+  name: string,
+  env: Readonly<Record<string, string | undefined>>,
+  platform: NodeJS.Platform,
+  isExecutable: (path: string) => boolean = executable,
+): string | undefined {
   const separator = platform === 'win32' ? ';' : ':';
   const extensions = platform === 'win32' ? (env.PATHEXT ?? '.EXE;.CMD;.BAT').split(';') : [''];
   for (const dir of (env.PATH ?? env.Path ?? '').split(separator).filter(Boolean)) {
     for (const ext of extensions) {
-      const candidate = join(dir, `docker${ext.toLowerCase()}`);
+      const candidate = join(dir, `${name}${ext.toLowerCase()}`);
       if (isExecutable(candidate)) return candidate;
     }
   }

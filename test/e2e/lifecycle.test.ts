@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readlinkSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -6,6 +6,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { wellKnownEnginePaths } from '../../src/engine/locate.js';
 import {
   alive,
+  childrenOf,
   containersOf,
   docker,
   MCPBOX,
@@ -39,14 +40,35 @@ describe.skipIf(!engine)('no orphans: the container lives exactly as long as its
     await gone(run.pid, 5_000);
   });
 
+  it('the same without a hang-up watcher (no perl, no python3 on PATH): stdin is copied, its end still seen', async () => {
+    const run = await startRaw(['--grace', '1', ...STUBBORN_ARGS], testEnv({ STUBBORN_SERVER, PATH: '/usr/local/bin' }));
+    expect(childrenOf(run.pid).some((c) => /perl|python/.test(c.argv[0] ?? ''))).toBe(false);
+    run.child.stdin!.end();
+    const result = await run.child;
+    expect(result.stderr).toMatch(/input closed 1 s ago and the server is still running: sending SIGTERM/);
+    await gone(run.pid, 5_000);
+  });
+
+  it('with the watcher, the engine CLI reads the client’s stdin itself (no copy through mcpbox)', async () => {
+    const run = await startRaw(STUBBORN_ARGS);
+    const cli = childrenOf(run.pid).find((c) => c.argv.includes('run') && c.argv.includes('--rm'))!;
+    const inode = (pid: number) => readlinkSync(`/proc/${pid}/fd/0`);
+    expect(inode(cli.pid)).toBe(inode(run.pid));
+    expect(childrenOf(run.pid).some((c) => /perl|python/.test(c.argv[0] ?? ''))).toBe(true);
+    run.child.stdin!.end();
+    await run.child;
+    await gone(run.pid, 10_000);
+  });
+
   it.each([
-    ['SIGTERM', 143],
-    ['SIGINT', 130],
-  ] as const)('%s to mcpbox while server-everything runs: passed on, container gone, exit %i', async (signal, code) => {
+    // server-everything dies of SIGTERM (128+15), but handles SIGINT and exits by itself: its own code.
+    ['SIGTERM', [143]],
+    ['SIGINT', [0, 130]],
+  ] as const)('%s to mcpbox while server-everything runs: passed on, container gone, exit 128+signal or the server’s own', async (signal, codes) => {
     const run = await startRaw(['npx', '-y', EVERYTHING]);
     process.kill(run.pid, signal);
     const result = await run.child;
-    expect(result.exitCode).toBe(code);
+    expect(codes).toContain(result.exitCode);
     await gone(run.pid, 3_000);
   });
 

@@ -139,6 +139,17 @@ describe.skipIf(!engine)('mcpbox run uvx: a real Python server from PyPI', () =>
 });
 
 describe.skipIf(!engine)('images, networks, exit codes', () => {
+  it('--dry-run prints the exact command, which runs the server as printed', async () => {
+    const dry = await mcpbox(['run', '--dry-run', 'npx', '-y', EVERYTHING]);
+    expect(dry.exitCode).toBe(0);
+    expect(dry.stderr).toBe('');
+    expect(await containersOf(dry.pid)).toEqual([]);
+    const [bin, ...argv] = split(dry.stdout.trim());
+    expect(argv.slice(0, 2)).toEqual(['run', '--rm']);
+    const direct = await execa(bin!, argv, { input: INITIALIZE, env: testEnv(), reject: false, timeout: 120_000 });
+    expect(direct.stdout).toContain('"serverInfo"');
+  });
+
   it('works in a stock image whose directories are root-owned, with a fresh cache volume', async () => {
     // A stock Node image (in CI: the bootstrap's, which is what node:22 is, built without a registry).
     const stock = process.env.MCPBOX_NPX_BASE_IMAGE || 'node:22-bookworm-slim';
@@ -155,17 +166,6 @@ describe.skipIf(!engine)('images, networks, exit codes', () => {
     } finally {
       await session.close();
     }
-  });
-
-  it('--dry-run prints the exact command, which runs the server as printed', async () => {
-    const dry = await mcpbox(['run', '--dry-run', 'npx', '-y', EVERYTHING]);
-    expect(dry.exitCode).toBe(0);
-    expect(dry.stderr).toBe('');
-    expect(await containersOf(dry.pid)).toEqual([]);
-    const [bin, ...argv] = split(dry.stdout.trim());
-    expect(argv.slice(0, 2)).toEqual(['run', '--rm']);
-    const direct = await execa(bin!, argv, { input: INITIALIZE, env: testEnv(), reject: false, timeout: 120_000 });
-    expect(direct.stdout).toContain('"serverInfo"');
   });
 
   it('--network none leaves only loopback', async () => {

@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { loadSettings } from '../../src/config-files.js';
+import { loadSettings, mayHaveProjectConfig, PROJECT_SEARCH_PLACES } from '../../src/config-files.js';
 import { ConfigError } from '../../src/errors.js';
 
 let root: string;
@@ -138,5 +138,23 @@ describe('a project file stays inside its project', () => {
   it('the same file as the user file is trusted', async () => {
     write(join(xdg, 'mcpbox', 'config.json'), { env: ['AWS_SECRET_ACCESS_KEY'], mounts: ['/data'] });
     expect((await load()).settings).toEqual({ env: ['AWS_SECRET_ACCESS_KEY'], mounts: ['/data'] });
+  });
+});
+
+describe('the pre-check that spares loading cosmiconfig', () => {
+  it("lists exactly cosmiconfig's own search places", async () => {
+    const { getDefaultSearchPlaces } = await import('cosmiconfig');
+    expect(PROJECT_SEARCH_PLACES).toEqual(getDefaultSearchPlaces('mcpbox'));
+  });
+
+  it.each(PROJECT_SEARCH_PLACES.filter((p) => p !== 'package.json'))('sees %s', (place) => {
+    write(join(project, 'sub', place), '{}');
+    expect(mayHaveProjectConfig(join(project, 'sub'))).toBe(true);
+  });
+
+  it('sees "mcpbox" in a package.json, and nothing in a plain one', () => {
+    expect(mayHaveProjectConfig(project)).toBe(false);
+    write(join(project, 'package.json'), { name: 'p', mcpbox: {} });
+    expect(mayHaveProjectConfig(join(project, 'sub'))).toBe(true);
   });
 });

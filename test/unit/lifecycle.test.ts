@@ -17,18 +17,22 @@ function fakeEngine() {
     stdinEnded = true;
     events.push('stdin closed');
   });
-  const child = Object.assign(exited, {
+  const stderr = new PassThrough();
+  const child = {
+    pid: 1,
     stdin,
+    stderr: stderr as PassThrough | null,
     kill: (signal: NodeJS.Signals) => {
       events.push(`kill ${signal}`);
       return true;
     },
-  });
+    exit: exited.then((r) => ({ exitCode: r.exitCode ?? null, signal: r.signal ?? null })),
+  };
   let runOptions: unknown;
   const engine = {
     run: (_argv: readonly string[], options: unknown) => {
       runOptions = options;
-      return child as never;
+      return child;
     },
     remove: async (names: readonly string[]) => {
       events.push(`remove ${names.join(',')}`);
@@ -39,7 +43,7 @@ function fakeEngine() {
       return { release: () => events.push('watchdog released') };
     },
   };
-  return { engine, child, events, finish, runOptions: () => runOptions, stdinEnded: () => stdinEnded };
+  return { engine, child, stderr, events, finish, runOptions: () => runOptions, stdinEnded: () => stdinEnded };
 }
 
 function start(engine: SuperviseOptions['engine'], overrides: Partial<SuperviseOptions> = {}) {
@@ -93,6 +97,83 @@ describe('supervise', () => {
     fake.finish({ exitCode: 0 });
     await result;
     expect(fake.runOptions()).toMatchObject({ stdin: 'inherit', detached: false });
+  });
+
+  it('with a hang-up watcher: stdin goes straight to the engine, and its end still stops a stubborn server', async () => {
+    const fake = fakeEngine();
+    let hangUp: () => void = () => {};
+    let stopped = false;
+    const { result } = start(fake.engine, {
+      watchEof: (onEnd) => {
+        hangUp = onEnd;
+        return { stop: () => (stopped = true) };
+      },
+    });
+    expect(fake.runOptions()).toMatchObject({ stdin: 'inherit', detached: true });
+    expect(fake.child.stdin.listenerCount('data')).toBe(0);
+    hangUp();
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(fake.events).toContain('kill SIGTERM');
+    await vi.advanceTimersByTimeAsync(2000);
+    expect(fake.events).toContain('remove box');
+    expect(await result).toBe(137);
+    expect(stopped).toBe(true);
+  });
+
+  it('no watcher where end of input stops nothing (terminal, or stdin not a pipe)', async () => {
+    const fake = fakeEngine();
+    let started = 0;
+    const watchEof = () => {
+      started++;
+      return { stop: () => {} };
+    };
+    const first = start(fake.engine, { tty: true, watchEof });
+    fake.finish({ exitCode: 0 });
+    await first.result;
+    const second = start(fakeEngine().engine, { stopOnEof: false, watchEof });
+    void second;
+    expect(started).toBe(0);
+  });
+
+  it('a warm start holds the engine’s stderr until its check passes, then lets it all through', async () => {
+    const fake = fakeEngine();
+    let pass!: (v: 'ok' | 'retry') => void;
+    const written: string[] = [];
+    const out = new PassThrough();
+    out.on('data', (c: Buffer) => written.push(c.toString()));
+    const { result } = start(fake.engine, { verify: new Promise((r) => (pass = r)), stderr: out });
+    expect(fake.runOptions()).toMatchObject({ stderr: 'pipe' });
+    fake.stderr.write('early log\n');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(written).toEqual([]);
+    pass('ok');
+    await vi.advanceTimersByTimeAsync(0);
+    fake.stderr.write('later log\n');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(written.join('')).toBe('early log\nlater log\n');
+    fake.finish({ exitCode: 0 });
+    expect(await result).toBe(0);
+  });
+
+  it('a warm start whose check fails: engine output dropped, container removed, "retry"', async () => {
+    const fake = fakeEngine();
+    const written: string[] = [];
+    const out = new PassThrough();
+    out.on('data', (c: Buffer) => written.push(c.toString()));
+    const { result } = start(fake.engine, { verify: Promise.resolve('retry' as const), stderr: out });
+    fake.stderr.write('docker: Error response from daemon: No such image\n');
+    expect(await result).toBe('retry');
+    expect(written).toEqual([]);
+    expect(fake.events).toContain('remove box');
+    expect(fake.events.at(-1)).toBe('watchdog released');
+  });
+
+  it('a cold start: stderr inherited, nothing held', async () => {
+    const fake = fakeEngine();
+    const { result } = start(fake.engine);
+    expect(fake.runOptions()).toMatchObject({ stderr: 'inherit' });
+    fake.finish({ exitCode: 0 });
+    await result;
   });
 
   it('client input reaches the server', async () => {

@@ -1,3 +1,4 @@
+import npa from 'npm-package-arg';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
 import { parseNpmSpec, parsePythonSpec, parseRunnerArgs } from '../../src/runners.js';
@@ -91,13 +92,30 @@ describe('refusals', () => {
 
 describe('package specs', () => {
   it.each([
-    ['x', 'x', undefined],
-    ['x@^1', 'x', '^1'],
-    ['@a/b@2.0.0', '@a/b', '2.0.0'],
-    ['./local-dir', './local-dir', undefined],
-    ['https://example.org/pkg.tgz', 'https://example.org/pkg.tgz', undefined],
-  ])('npm %s', (spec, name, version) => {
-    expect(parseNpmSpec(spec)).toEqual(version ? { name, spec, version } : { name, spec });
+    ['x', 'x', undefined, 'tag'],
+    ['x@^1', 'x', '^1', 'range'],
+    ['x@1.2.3', 'x', '1.2.3', 'version'],
+    ['x@latest', 'x', 'latest', 'tag'],
+    ['@a/b@2.0.0', '@a/b', '2.0.0', 'version'],
+    ['./local-dir', './local-dir', undefined, 'other'],
+    ['https://example.org/pkg.tgz', 'https://example.org/pkg.tgz', undefined, 'other'],
+    ['github:owner/repo', 'github:owner/repo', undefined, 'other'],
+    ['npm:real@3', 'real', '3', 'other'],
+  ])('npm %s', (spec, name, version, kind) => {
+    expect(parseNpmSpec(spec)).toEqual(version ? { name, spec, version, kind } : { name, spec, kind });
+  });
+
+  // The fast path for registry specs must read them as npm itself does.
+  it.each([
+    'x', 'x@*', 'x@latest', 'x@next', 'x@1.2.3', 'x@v1.2.3', 'x@1.2.3-beta.1', 'x@1.2.3+build.5', 'x@^1.2', 'x@~1.2.3', 'x@>=1 <2', 'x@1.x', 'x@1 || 2',
+    '@scope/x', '@scope/x@2.0.0', '@scope/x@beta', 'a.b-c_d~e@1.0.0', 'x@2',
+  ])('agrees with npm-package-arg on %s', (spec) => {
+    const ours = parseNpmSpec(spec);
+    const theirs = npa(spec);
+    expect(ours.name).toBe(theirs.name);
+    expect(ours.kind === 'version').toBe(theirs.type === 'version');
+    expect(ours.kind !== 'other').toBe(theirs.registry === true);
+    expect(ours.version ?? '').toBe(['', '*'].includes(theirs.rawSpec) ? '' : theirs.rawSpec);
   });
 
   it.each([

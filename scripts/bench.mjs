@@ -1,0 +1,240 @@
+#!/usr/bin/env node
+// mcpbox benchmark: `npm run bench` (after `npm run build`, with a Docker engine).
+//
+// Side by side, on the same server, in one run:
+//   host npx                 npx -y <pkg> straight on the host (the thing mcpbox replaces; npx only,
+//                            in a throwaway HOME and npm cache)
+//   docker + npx             docker run <mcpbox's flags> … npx -y <pkg>, warm npm cache
+//   docker + installed       docker run <mcpbox's flags> … <installed entry point>: the floor
+//   mcpbox cold              mcpbox run, lock entry and cache volume removed first
+//   mcpbox warm              mcpbox run, locked and installed
+// For each: time to the initialize response, ping round trip p50/p99, pipelined ping throughput,
+// 1 MB echo round trip (servers with an echo tool), stdin close → exit, and mcpbox's own RSS.
+// Ratios are against "docker + installed". Options: --runs N (time-to-initialize samples, default 7),
+// --only npx|uvx, --json FILE (write the raw numbers).
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir, cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const MCPBOX = join(ROOT, 'bin', 'mcpbox.js');
+const args = process.argv.slice(2);
+const option = (name, fallback) => {
+  const i = args.indexOf(name);
+  return i === -1 ? fallback : args[i + 1];
+};
+const RUNS = Number(option('--runs', 7));
+const ONLY = option('--only', undefined);
+const JSON_OUT = option('--json', undefined);
+
+const state = mkdtempSync(join(tmpdir(), 'mcpbox-bench-state-'));
+const config = join(state, 'config.json');
+writeFileSync(config, '{}\n');
+const env = { ...process.env, MCPBOX_CONFIG: config, XDG_STATE_HOME: state };
+const INIT = { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'mcpbox-bench', version: '1' } };
+
+const SERVERS = [
+  { runner: 'npx', label: '@modelcontextprotocol/server-everything', args: ['-y', '@modelcontextprotocol/server-everything'], echo: 'echo' },
+  { runner: 'uvx', label: 'mcp-server-time', args: ['mcp-server-time'], echo: undefined },
+];
+
+/** A minimal JSON-RPC client over a child's stdio: no SDK in the measured path. */
+class Peer {
+  constructor(command, argv, options = {}) {
+    this.t0 = performance.now();
+    this.child = spawn(command, argv, { stdio: ['pipe', 'pipe', 'ignore'], env: options.env ?? env, cwd: options.cwd ?? tmpdir() });
+    this.pending = new Map();
+    this.buffer = '';
+    this.nextId = 1;
+    this.exited = new Promise((resolve) => this.child.on('exit', () => resolve(performance.now())));
+    this.child.stdout.setEncoding('utf8');
+    this.child.stdout.on('data', (chunk) => {
+      this.buffer += chunk;
+      let newline;
+      while ((newline = this.buffer.indexOf('\n')) !== -1) {
+        const line = this.buffer.slice(0, newline);
+        this.buffer = this.buffer.slice(newline + 1);
+        if (!line.trim()) continue;
+        const message = JSON.parse(line);
+        const waiter = this.pending.get(message.id);
+        if (waiter) {
+          this.pending.delete(message.id);
+          waiter(message);
+        }
+      }
+    });
+  }
+  request(method, params = {}) {
+    const id = this.nextId++;
+    const reply = new Promise((resolve) => this.pending.set(id, resolve));
+    this.child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', id, method, params })}\n`);
+    return reply;
+  }
+  async initialize() {
+    const reply = await Promise.race([this.request('initialize', INIT), this.exited.then(() => { throw new Error('exited before answering initialize'); })]);
+    const tti = performance.now() - this.t0;
+    this.child.stdin.write(`${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })}\n`);
+    return { tti, reply };
+  }
+  async close() {
+    const t = performance.now();
+    this.child.stdin.end();
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
+    const exitedAt = await this.exited;
+    clearTimeout(timer);
+    return exitedAt - t;
+  }
+}
+
+const percentile = (values, p) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+};
+const median = (values) => percentile(values, 50);
+
+function rssOf(pid) {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
+  } catch {
+    return undefined;
+  }
+}
+
+async function session(make, { echo, measureRss }) {
+  const peer = make();
+  const { tti } = await peer.initialize();
+  let rss = 0;
+  const sample = () => {
+    if (measureRss) rss = Math.max(rss, rssOf(peer.child.pid) ?? 0);
+  };
+  const rtts = [];
+  for (let i = 0; i < 300; i++) {
+    const t = performance.now();
+    await peer.request('ping');
+    rtts.push(performance.now() - t);
+    if (i % 50 === 0) sample();
+  }
+  const n = 1000;
+  const t = performance.now();
+  await Promise.all(Array.from({ length: n }, () => peer.request('ping')));
+  const throughput = n / ((performance.now() - t) / 1000);
+  sample();
+  let mb;
+  if (echo) {
+    const message = 'x'.repeat(1024 * 1024);
+    const times = [];
+    for (let i = 0; i < 5; i++) {
+      const t1 = performance.now();
+      const reply = await peer.request('tools/call', { name: echo, arguments: { message } });
+      times.push(performance.now() - t1);
+      if (!JSON.stringify(reply).includes(message.slice(0, 1000))) throw new Error('1 MB echo came back wrong');
+    }
+    mb = median(times);
+    sample();
+  }
+  const closeToExit = await peer.close();
+  return { tti, p50: percentile(rtts, 50), p99: percentile(rtts, 99), throughput, mb, closeToExit, rss: measureRss ? rss : undefined };
+}
+
+function docker(argv) {
+  return execFileSync('docker', argv, { encoding: 'utf8', env }).trim();
+}
+
+/** mcpbox's own flags for this server, from --dry-run: the fair baseline for the raw docker rows. */
+function mcpboxArgv(server) {
+  const line = execFileSync(process.execPath, [MCPBOX, 'run', '--dry-run', server.runner, ...server.args], { encoding: 'utf8', env, cwd: tmpdir(), stdio: ['ignore', 'pipe', 'ignore'] });
+  return JSON.parse(execFileSync(process.execPath, ['-e', `import('shlex').then(({split})=>console.log(JSON.stringify(split(process.argv[1]))))`, line.trim()], { encoding: 'utf8', cwd: ROOT }));
+}
+
+function installRecord(server) {
+  const installs = JSON.parse(readFileSync(join(state, 'mcpbox', 'installs.json'), 'utf8'));
+  const key = Object.keys(installs).find((k) => k.startsWith(`${server.runner} `) && k.includes(server.label));
+  const lock = JSON.parse(readFileSync(join(state, 'mcpbox', 'mcpbox.lock'), 'utf8'));
+  const entry = Object.entries(lock.servers).find(([k]) => k.startsWith(`${server.runner} `) && k.includes(server.label))[1];
+  return { ...installs[key], executable: entry.executable };
+}
+
+async function measure(label, make, options, runs = RUNS) {
+  process.stderr.write(`  ${label} …`);
+  const ttis = [];
+  for (let i = 1; i < runs; i++) {
+    const peer = make();
+    ttis.push((await peer.initialize()).tti);
+    await peer.close();
+  }
+  const full = await session(make, options);
+  ttis.push(full.tti);
+  process.stderr.write(` ${median(ttis).toFixed(0)} ms\n`);
+  return { ...full, tti: median(ttis), ttiRuns: ttis.length };
+}
+
+const results = {};
+for (const server of SERVERS.filter((s) => !ONLY || s.runner === ONLY)) {
+  process.stderr.write(`\n${server.runner} ${server.label}\n`);
+  const rows = {};
+  const echo = server.echo;
+  const mcpbox = () => new Peer(process.execPath, [MCPBOX, 'run', server.runner, ...server.args]);
+
+  // Cold: first time ever, in a fresh state dir with the server's cache volume removed.
+  const argvForVolume = mcpboxArgv(server);
+  const volume = argvForVolume.find((a) => a.startsWith('type=volume,'))?.match(/source=([^,]+)/)?.[1];
+  if (volume) docker(['volume', 'rm', '--force', volume]);
+  rmSync(join(state, 'mcpbox'), { recursive: true, force: true });
+  rows['mcpbox cold'] = await measure('mcpbox cold', mcpbox, { echo, measureRss: true }, 1);
+  rows['mcpbox warm'] = await measure('mcpbox warm', mcpbox, { echo, measureRss: true });
+
+  // The raw rows use exactly mcpbox's flags (from its dry run), minus the launcher.
+  const warmArgv = mcpboxArgv(server);
+  const [bin, ...rest] = warmArgv;
+  const image = rest[rest.indexOf('--entrypoint') + 2];
+  const flags = rest.slice(0, rest.indexOf('--entrypoint')).filter((a, i, all) => a !== '--name' && all[i - 1] !== '--name');
+  const record = installRecord(server);
+  rows['docker + installed'] = await measure(
+    'docker + installed',
+    () => new Peer(bin, [...flags.map((f) => f.replace(/,readonly$/, ',readonly')), '--env', `PATH=${record.dir}/${server.runner === 'npx' ? 'node_modules/.bin' : 'venv/bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`, '--entrypoint', record.executable, image]),
+    { echo },
+  );
+  const rwFlags = flags.map((f) => f.replace(/,readonly$/, ''));
+  rows[`docker + ${server.runner}`] = await measure(`docker + ${server.runner}`, () => new Peer(bin, [...rwFlags, '--entrypoint', server.runner, image, ...server.args]), { echo });
+
+  if (server.runner === 'npx') {
+    const home = mkdtempSync(join(tmpdir(), 'mcpbox-bench-host-'));
+    const hostEnv = { ...process.env, HOME: home, npm_config_cache: join(home, '.npm'), npm_config_update_notifier: 'false' };
+    // One untimed run fills that cache: the host row is warm, like the others.
+    const warmup = new Peer('npx', server.args, { env: hostEnv, cwd: home });
+    await warmup.initialize();
+    await warmup.close();
+    rows['host npx'] = await measure('host npx (on the host!)', () => new Peer('npx', server.args, { env: hostEnv, cwd: home }), { echo });
+  }
+  results[`${server.runner} ${server.label}`] = rows;
+}
+
+const fmt = (v, digits = 0) => (v === undefined ? '—' : v.toFixed(digits));
+const floor = (rows) => rows['docker + installed'];
+const lines = [];
+lines.push(`mcpbox benchmark, ${new Date().toISOString().slice(0, 10)}, ${cpus().length} CPUs (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, docker ${docker(['version', '--format', '{{.Server.Version}}'])}, node ${process.version}`);
+lines.push(`time to initialize: median of ${RUNS} starts; ping: 300 sequential, 1000 pipelined`);
+for (const [name, rows] of Object.entries(results)) {
+  lines.push('', `${name}`, '');
+  lines.push('| | initialize ms | × floor | ping p50 ms | ping p99 ms | p50 × floor | pipelined ping/s | 1 MB echo ms | stdin close → exit ms | mcpbox RSS MB |');
+  lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const base = floor(rows);
+  for (const label of ['host npx', `docker + ${name.split(' ')[0]}`, 'docker + installed', 'mcpbox cold', 'mcpbox warm']) {
+    const r = rows[label];
+    if (!r) continue;
+    lines.push(`| ${label} | ${fmt(r.tti)} | ${fmt(r.tti / base.tti, 2)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.p50 / base.p50, 2)} | ${fmt(r.throughput)} | ${fmt(r.mb)} | ${fmt(r.closeToExit)} | ${fmt(r.rss)} |`);
+  }
+}
+const node = execFileSync('hyperfine', ['--version'], { encoding: 'utf8' }).length > 0;
+if (node) {
+  const out = join(state, 'startup.json');
+  execFileSync('hyperfine', ['-N', '-w', '5', '-r', '40', '--export-json', out, `${process.execPath} -e ''`, `${process.execPath} ${MCPBOX} --version`], { stdio: 'ignore' });
+  const [bare, cli] = JSON.parse(readFileSync(out, 'utf8')).results;
+  lines.push('', `start-up: node -e '' ${fmt(bare.mean * 1000)} ms, mcpbox --version ${fmt(cli.mean * 1000)} ms (+${fmt((cli.mean - bare.mean) * 1000)} ms)`);
+  results.startup = { bare: bare.mean * 1000, cli: cli.mean * 1000 };
+}
+process.stdout.write(`${lines.join('\n')}\n`);
+if (JSON_OUT) writeFileSync(JSON_OUT, `${JSON.stringify(results, null, 2)}\n`);
+rmSync(state, { recursive: true, force: true });

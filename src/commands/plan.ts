@@ -1,0 +1,247 @@
+import { randomBytes } from 'node:crypto';
+import { fstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { Settings } from '../config.js';
+import { formatProblems, validateSettings } from '../config.js';
+import { ENGINE_ENV } from '../engine/argv.js';
+import type { DockerEngine } from '../engine/docker.js';
+import { caSetup, type ForwardedVar, proxyVars, resolveForwardedEnv } from '../env.js';
+import { UsageError } from '../errors.js';
+import { chooseImage, type ImageChoice, IMAGES_DIR } from '../images.js';
+import { type LockedServer, lockedServer } from '../installs.js';
+import type { InstallRecord, InstallRequest, LockEntry } from '../lock.js';
+import type { Logger } from '../log.js';
+import { type HostFs, NOBODY, planMounts, sandboxUser } from '../mounts.js';
+import { type RunnerInvocation, RUNNERS } from '../runners.js';
+import {
+  cacheVolumeName,
+  containerLabels,
+  containerName,
+  type ContainerInput,
+  type ContainerSpec,
+  containerSpec,
+  LABEL,
+  resolvePolicy,
+} from '../sandbox.js';
+import { VERSION } from '../version.js';
+import type { CommandContext } from './context.js';
+
+/**
+ * Planning a server's container (everything that needs no engine) and preparing what it needs (image,
+ * cache volume, the locked install), shared by `run`, `update` and `pull`.
+ */
+export interface RunFlags {
+  env: string[];
+  image?: string;
+  network?: string;
+  memory?: string;
+  cpus?: string;
+  pids?: string;
+  grace?: string;
+  mount: string[];
+  autoMount: boolean;
+  lock: boolean;
+  stopOnEof: boolean;
+  dryRun: boolean;
+}
+
+/** The defaults commander gives `run`, for commands that plan a server without its flags. */
+export const DEFAULT_FLAGS: RunFlags = { env: [], mount: [], autoMount: true, lock: true, stopOnEof: true, dryRun: false };
+
+export interface RunPlan {
+  /** The container as the runner would run it (resolving on every start). */
+  readonly spec: ContainerSpec;
+  /** What it was built from, for the launch and install variants. */
+  readonly input: ContainerInput;
+  readonly choice: ImageChoice;
+  readonly client: boolean;
+  /** The proxies: all an install container gets of the host environment. */
+  readonly proxies: readonly ForwardedVar[];
+}
+
+/** Everything about the container that needs no engine: image, policy, environment, mounts, user. */
+export function planRun(invocation: RunnerInvocation, settings: Settings, flags: RunFlags, ctx: CommandContext): RunPlan {
+  const runner = RUNNERS[invocation.runner];
+  const choice = chooseImage(invocation.runner, flags.image, ctx.env, settings);
+
+  const forwarded = resolveForwardedEnv([...(settings.env ?? []), ...flags.env], ctx.env);
+  for (const name of forwarded.unset) ctx.log.note(`-e ${name}: not set in mcpbox's environment, so not passed`);
+  const forwardedNames = new Set(forwarded.vars.map((v) => v.name));
+  const proxies = proxyVars(ctx.env);
+  const ca = caSetup(ctx.env, runner.caEnv, existingFile);
+  for (const name of ca.missing) ctx.log.warn(`${name} names ${ctx.env[name]}, which does not exist: not mounted`);
+
+  // An MCP client talks over a pipe or socket; a terminal, a script or CI over anything else.
+  const tty = Boolean(ctx.stdin.isTTY && ctx.stdout.isTTY);
+  const client = !tty && isPipe(ctx.stdin);
+  const host = planMounts({
+    args: invocation.args,
+    mountCwd: !client,
+    cwd: ctx.cwd,
+    home: ctx.home,
+    // A Windows host's paths have no same-path equivalent in a Linux container.
+    autoMount: (settings.autoMount ?? true) && flags.autoMount && ctx.platform !== 'win32',
+    explicit: [...(settings.mounts ?? []), ...flags.mount],
+    fs: hostFs,
+  });
+  for (const note of host.notes) ctx.log.note(note);
+  const user = sandboxUser({ platform: ctx.platform, uid: ctx.uid, gid: ctx.gid, binds: host.binds });
+
+  const input: ContainerInput = {
+    invocation,
+    policy: resolvePolicy(settings),
+    image: choice.image,
+    name: containerName(invocation, randomBytes(3).toString('hex')),
+    labels: containerLabels(invocation, { pid: ctx.pid, host: hostname(), startedAt: new Date(), version: VERSION }),
+    ca,
+    forwarded: [...forwarded.vars, ...proxies.filter((v) => !forwardedNames.has(v.name))],
+    engineVars: ENGINE_ENV,
+    tty,
+    user,
+    host,
+    ...(user !== NOBODY && ctx.username && { identity: { USER: ctx.username, LOGNAME: ctx.username } }),
+  };
+  return { spec: containerSpec(input), input, choice, client, proxies };
+}
+
+const LAUNCH_SCRIPT = () => readFileSync(`${IMAGES_DIR}scripts/launch.sh`, 'utf8');
+
+/** A locked server: the installed executable, started directly after the launcher checks the tree. */
+export function launchSpec(plan: RunPlan, request: InstallRequest, entry: LockEntry, record: InstallRecord): ContainerSpec {
+  const lockfile = request.runner === 'npx' ? 'package-lock.json' : 'requirements.txt';
+  const serverArgs = plan.input.host.args.slice(request.serverArgsFrom);
+  return containerSpec({
+    ...plan.input,
+    command: {
+      entrypoint: 'sh',
+      args: ['-c', LAUNCH_SCRIPT(), 'mcpbox-launch', record.dir, lockfile, record.tree, entry.executable, ...serverArgs],
+      cacheReadonly: true,
+    },
+  });
+}
+
+/** The install container: no host files, no variables but the proxies, and a network to reach the registry. */
+export function installSpec(plan: RunPlan, args: readonly string[], extraEnv: readonly ForwardedVar[]): ContainerSpec {
+  const { input } = plan;
+  return containerSpec({
+    ...input,
+    name: `${input.name}-install`,
+    labels: { ...input.labels, [LABEL.role]: 'install' },
+    forwarded: [...plan.proxies, ...extraEnv],
+    tty: false,
+    host: { binds: [], args: [], workdir: undefined },
+    identity: {},
+    command: { entrypoint: 'sh', args, network: input.policy.network === 'none' ? 'bridge' : input.policy.network },
+  });
+}
+
+/** Flags are one more settings layer, checked by the same rules as files. */
+export function withFlags(settings: Settings, flags: RunFlags): Settings {
+  const raw: Record<string, unknown> = {};
+  if (flags.memory !== undefined) raw.memory = flags.memory;
+  if (flags.cpus !== undefined) raw.cpus = flags.cpus;
+  if (flags.pids !== undefined) raw.pids = Number(flags.pids);
+  if (flags.network !== undefined) raw.network = flags.network;
+  if (flags.grace !== undefined) raw.grace = Number(flags.grace);
+  const { settings: fromFlags, problems } = validateSettings(raw, 'command line');
+  if (problems.length > 0) throw new UsageError(formatProblems(problems).replace(/"(\w+)"/, '--$1'));
+  return { ...settings, ...fromFlags };
+}
+
+const hostFs: HostFs = {
+  realpath: (path) => {
+    try {
+      return realpathSync(path);
+    } catch {
+      return undefined;
+    }
+  },
+  kind: (path) => {
+    try {
+      const stat = statSync(path);
+      return stat.isDirectory() ? 'dir' : stat.isFile() ? 'file' : stat.isSocket() ? 'socket' : 'other';
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+function existingFile(path: string): string | undefined {
+  try {
+    const real = realpathSync(path);
+    return statSync(real).isFile() ? real : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A client's pipe or socket: its end means the client is done with the server. */
+function isPipe(stream: { fd?: number }): boolean {
+  try {
+    const stat = fstatSync(stream.fd ?? 0);
+    return stat.isFIFO() || stat.isSocket();
+  } catch {
+    return false;
+  }
+}
+
+export interface PrepareOptions {
+  readonly hostEnv: Readonly<Record<string, string | undefined>>;
+  readonly log: Logger;
+  readonly stateDir: string;
+  readonly intervalHours: number;
+  /** Resolve again whatever the lock says (mcpbox update). */
+  readonly force?: boolean;
+}
+
+/**
+ * Everything a server needs before it starts: its image (built or pulled), its cache volume (created
+ * and opened to the sandbox user) and, for a lockable request, its locked install.
+ */
+export async function prepare(
+  engine: DockerEngine,
+  engineEnv: Readonly<Record<string, string>>,
+  plan: RunPlan,
+  locked: { request: InstallRequest; lockPath: string } | undefined,
+  options: PrepareOptions,
+): Promise<{ server?: LockedServer }> {
+  const { image } = plan.spec;
+  const { invocation } = plan.input;
+  const volume = cacheVolumeName(invocation, plan.spec.user);
+  const inspected = await engine.inspect(volume ? [image, volume] : [image]);
+  if (inspected.missing.has(image)) {
+    if (plan.choice.build) {
+      options.log.info(`building ${image} from ${plan.choice.build.context} on ${plan.choice.build.base} (first use only)`);
+      await engine.build({
+        tag: image,
+        context: plan.choice.build.context,
+        buildArgs: { BASE_IMAGE: plan.choice.build.base },
+        labels: { [LABEL.managed]: 'true', 'dev.mcpbox.base-image': plan.choice.build.base },
+      });
+    } else {
+      options.log.info(`pulling ${image}`);
+      await engine.pull(image);
+    }
+  }
+  let volumeId = volume ? inspected.volumeIds.get(volume) : undefined;
+  if (volume && inspected.missing.has(volume)) {
+    volumeId = await engine.prepareVolume(volume, image, { volume: { [LABEL.managed]: 'true', [LABEL.runner]: invocation.runner }, container: plan.spec.labels });
+  }
+  if (!locked || !volume || !volumeId) return {};
+  const server = await lockedServer(
+    {
+      engine,
+      engineEnv,
+      hostEnv: options.hostEnv,
+      image,
+      volume,
+      volumeId,
+      user: plan.spec.user,
+      log: options.log,
+      spec: (installArgs, extraEnv) => installSpec(plan, installArgs, extraEnv),
+    },
+    locked.request,
+    { lockPath: locked.lockPath, stateDir: options.stateDir, intervalHours: options.intervalHours, now: new Date(), ...(options.force && { force: true }) },
+  );
+  return { server };
+}
