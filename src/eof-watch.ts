@@ -40,27 +40,32 @@ export interface EofWatch {
   stop(): void;
 }
 
-/** Starts the helper; undefined when this host has no way to run it (then copy stdin instead). */
-export function watchEndOfInput(env: Readonly<Record<string, string | undefined>>, onEnd: () => void): EofWatch | undefined {
+/**
+ * How this host can watch for hang-up: a starter, or undefined when it has no perl or python3 (then
+ * copy stdin instead). Finding the interpreter is cheap; starting it waits until the engine runs.
+ */
+export function eofWatcher(env: Readonly<Record<string, string | undefined>>): ((onEnd: () => void) => EofWatch) | undefined {
   if (process.platform === 'win32') return undefined;
   const perl = findOnPath('perl', env, process.platform);
   const python = perl ? undefined : findOnPath('python3', env, process.platform);
-  const command = perl ? [perl, ['-e', PERL]] : python ? [python, ['-I', '-S', '-c', PYTHON]] : undefined;
+  const command = perl ? ([perl, ['-e', PERL]] as const) : python ? ([python, ['-I', '-S', '-c', PYTHON]] as const) : undefined;
   if (!command) return undefined;
-  const helper = spawn(command[0] as string, command[1] as string[], { stdio: ['inherit', 'pipe', 'ignore'], env: { PATH: env.PATH ?? '' }, windowsHide: true });
-  helper.on('error', () => {});
-  let said = '';
-  helper.stdout.setEncoding('utf8');
-  helper.stdout.on('data', (chunk: string) => {
-    said += chunk;
-    if (said.includes('eof')) onEnd();
-  });
-  helper.unref();
-  (helper.stdout as unknown as { unref?: () => void }).unref?.();
-  return {
-    stop: () => {
-      helper.stdout.destroy();
-      helper.kill('SIGTERM');
-    },
+  return (onEnd) => {
+    const helper = spawn(command[0], command[1], { stdio: ['inherit', 'pipe', 'ignore'], env: { PATH: env.PATH ?? '' }, windowsHide: true });
+    helper.on('error', () => {});
+    let said = '';
+    helper.stdout.setEncoding('utf8');
+    helper.stdout.on('data', (chunk: string) => {
+      said += chunk;
+      if (said.includes('eof')) onEnd();
+    });
+    helper.unref();
+    (helper.stdout as unknown as { unref?: () => void }).unref?.();
+    return {
+      stop: () => {
+        helper.stdout.destroy();
+        helper.kill('SIGTERM');
+      },
+    };
   };
 }

@@ -29,14 +29,14 @@ export interface SuperviseOptions {
   readonly stopOnEof: boolean;
   readonly graceMs: number;
   readonly log: Logger;
-  /** Starts a hang-up watcher on stdin; undefined when none can run here. */
-  readonly watchEof?: (onEnd: () => void) => EofWatch | undefined;
+  /** Starts a hang-up watcher on stdin; absent when none can run here. */
+  readonly watchEof?: ((onEnd: () => void) => EofWatch) | undefined;
   /**
    * A warm start runs before its image and cache volume are confirmed; this says whether they were.
    * Until then the engine's stderr is held back; on 'retry' it is dropped, the container removed and
    * supervise() returns 'retry' (a missing image fails before the engine reads any stdin).
    */
-  readonly verify?: Promise<'ok' | 'retry'>;
+  readonly verify?: () => Promise<'ok' | 'retry'>;
   /** Where the engine's stderr goes when it is held back (default: process.stderr). */
   readonly stderr?: NodeJS.WritableStream;
   readonly signals?: NodeJS.EventEmitter;
@@ -47,7 +47,6 @@ export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 export async function supervise(options: SuperviseOptions): Promise<number | 'retry'> {
   const { engine, name, graceMs, log } = options;
   const signals = options.signals ?? process;
-  const watchdog = engine.watchdog(name);
 
   const timers = new Set<NodeJS.Timeout>();
   const after = (ms: number, action: () => void) => {
@@ -78,21 +77,24 @@ export async function supervise(options: SuperviseOptions): Promise<number | 're
   };
   // Own process group unless in a terminal: a Ctrl-C or a group kill reaches mcpbox only, which
   // passes it on exactly once (docker run proxies signals it receives to the server).
-  const watch = options.tty || !options.stopOnEof ? undefined : options.watchEof?.(onEnd);
-  const copyStdin = !options.tty && options.stopOnEof && !watch;
+  const watchEof = options.tty || !options.stopOnEof ? undefined : options.watchEof;
+  const copyStdin = !options.tty && options.stopOnEof && !watchEof;
+  // The engine first (it is what the client waits for), then the helpers around it.
   child = engine.run(options.argv, {
     env: options.env,
     stdin: copyStdin ? 'pipe' : 'inherit',
     stderr: options.verify ? 'pipe' : 'inherit',
     detached: !options.tty,
   });
+  const watchdog = engine.watchdog(name);
+  const watch = watchEof?.(onEnd);
 
   // Hold the engine's stderr until the warm start is confirmed, then let it flow.
   const held: Buffer[] = [];
   let verdict: 'ok' | 'retry' | undefined;
   const out = options.stderr ?? process.stderr;
   child.stderr?.on('data', (chunk: Buffer) => (verdict === 'ok' ? out.write(chunk) : verdict === undefined && held.push(chunk)));
-  const verified = options.verify?.then((result) => {
+  const verified = options.verify?.().then((result) => {
     verdict = result;
     if (result === 'ok') for (const chunk of held.splice(0)) out.write(chunk);
     else void remove('warm start failed its check');

@@ -2,7 +2,7 @@ import { join as shellJoin } from 'shlex';
 import { applyPackagePolicies } from '../config.js';
 import { engineEnvironment, runArgv } from '../engine/argv.js';
 import { locateEngine } from '../engine/locate.js';
-import { watchEndOfInput } from '../eof-watch.js';
+import { eofWatcher } from '../eof-watch.js';
 import { type InstallRequest, installRequest, lockKey, needsRefresh } from '../lock.js';
 import { findLock, installKey, readInstalls, readLock } from '../lock-files.js';
 import { supervise } from '../lifecycle.js';
@@ -49,7 +49,8 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
   const volume = cacheVolumeName(invocation, plan.spec.user);
   const intervalHours = settings.updateInterval ?? 24;
   sweepSoon(engine, hostProbe(), ctx.log, state);
-  const start = (spec: ContainerSpec, verify?: Promise<'ok' | 'retry'>) =>
+  const watchEof = eofWatcher(ctx.env);
+  const start = (spec: ContainerSpec, verify?: () => Promise<'ok' | 'retry'>) =>
     supervise({
       engine,
       argv: runArgv(spec),
@@ -61,7 +62,7 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
       stopOnEof: flags.stopOnEof && plan.client,
       graceMs: (settings.grace ?? 2) * 1000,
       log: ctx.log,
-      watchEof: (onEnd) => watchEndOfInput(ctx.env, onEnd),
+      watchEof,
       ...(verify && { verify }),
     });
 
@@ -71,7 +72,7 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
   const warm = request && lock && volume && !plan.spec.tty ? warmServer(request, lock.path, state, image, plan.spec.user, intervalHours) : undefined;
   if (warm && volume) {
     let why = '';
-    const verify = engine.inspect([image, volume]).then(({ missing, volumeIds }) => {
+    const verify = () => engine.inspect([image, volume]).then(({ missing, volumeIds }) => {
       if (missing.has(image)) why = `the image ${image} is gone (nothing was read from the client yet)`;
       else if (volumeIds.get(volume) !== warm.record.volumeId) {
         why = `the cache volume ${volume} was removed or recreated since the last run, so its install is gone; the client's first message went to this failed start (if the client is still waiting, restart the server)`;

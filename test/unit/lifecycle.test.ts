@@ -141,7 +141,7 @@ describe('supervise', () => {
     const written: string[] = [];
     const out = new PassThrough();
     out.on('data', (c: Buffer) => written.push(c.toString()));
-    const { result } = start(fake.engine, { verify: new Promise((r) => (pass = r)), stderr: out });
+    const { result } = start(fake.engine, { verify: () => new Promise((r) => (pass = r)), stderr: out });
     expect(fake.runOptions()).toMatchObject({ stderr: 'pipe' });
     fake.stderr.write('early log\n');
     await vi.advanceTimersByTimeAsync(0);
@@ -160,7 +160,7 @@ describe('supervise', () => {
     const written: string[] = [];
     const out = new PassThrough();
     out.on('data', (c: Buffer) => written.push(c.toString()));
-    const { result } = start(fake.engine, { verify: Promise.resolve('retry' as const), stderr: out });
+    const { result } = start(fake.engine, { verify: () => Promise.resolve('retry' as const), stderr: out });
     fake.stderr.write('docker: Error response from daemon: No such image\n');
     expect(await result).toBe('retry');
     expect(written).toEqual([]);
