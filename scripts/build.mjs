@@ -15,6 +15,8 @@ await build({
   target: 'node20',
   sourcemap: true,
   chunkNames: 'chunk-[name]-[hash]',
+  // Prefer packages' ES module builds (jsonc-parser's UMD build can't be bundled).
+  mainFields: ['module', 'main'],
   // CommonJS dependencies need require() inside an ES module bundle.
   banner: { js: "import { createRequire as __mcpboxRequire } from 'node:module'; const require = __mcpboxRequire(import.meta.url);" },
   // cosmiconfig loads TypeScript config files only when typescript is installed; mcpbox doesn't ship it.

@@ -74,6 +74,57 @@ export function buildProgram(log: Logger, setExitCode: (code: number) => void): 
     });
 
   program
+    .command('wrap')
+    .description("rewrite MCP clients' configurations so their npx/uvx servers run through mcpbox (a backup first)")
+    .option('--client <name>', `only this client: ${'claude-desktop, claude-code, cursor, vscode, windsurf'}`)
+    .option('--config <file>', 'a configuration file of any of these shapes; repeatable', collect, [])
+    .option('--command <path>', 'the mcpbox command to write (default: mcpbox; an absolute path for clients with a minimal PATH)')
+    .option('--dry-run', 'show the changes as a diff and write nothing')
+    .action(async (flags) => {
+      const { wrap } = await import('./commands/wrap.js');
+      setExitCode(await wrap(flags, context()));
+    });
+
+  program
+    .command('unwrap')
+    .description('restore the entries mcpbox wrap changed, exactly as they were')
+    .option('--client <name>', 'only this client')
+    .option('--config <file>', 'a configuration file; repeatable', collect, [])
+    .option('--dry-run', 'show the changes as a diff and write nothing')
+    .action(async (flags) => {
+      const { unwrap } = await import('./commands/wrap.js');
+      setExitCode(await unwrap(flags, context()));
+    });
+
+  program
+    .command('pull')
+    .description("prepare an image and packages ahead of time, so a client's first start doesn't time out")
+    .argument('<runner>', 'npx or uvx')
+    .argument('[packages...]', 'packages to resolve, install and lock (none: just the image)')
+    .action(async (runner: string, packages: string[]) => {
+      const { pull } = await import('./commands/pull.js');
+      setExitCode(await pull(runner, packages, context()));
+    });
+
+  program
+    .command('doctor')
+    .description('check the engine, images, caches, CA and proxy settings, and try the sandbox for real')
+    .option('--json', 'print JSON')
+    .action(async (flags) => {
+      const { doctor } = await import('./commands/doctor.js');
+      setExitCode(await doctor(flags, context()));
+    });
+
+  program
+    .command('shell-init')
+    .description('print aliases that sandbox npx and uvx in your shell: eval "$(mcpbox shell-init bash)"')
+    .argument('<shell>', 'bash, zsh or fish')
+    .action(async (shell: string) => {
+      const { shellInit } = await import('./commands/shell-init.js');
+      setExitCode(shellInit(shell, context()));
+    });
+
+  program
     .command('update')
     .description('resolve locked servers again now (all, or the packages named), install what changed, rewrite the lock')
     .argument('[packages...]', 'package names as locked, e.g. @modelcontextprotocol/server-everything')
@@ -111,6 +162,18 @@ export function buildProgram(log: Logger, setExitCode: (code: number) => void): 
       setExitCode(await prune(flags, context()));
     });
 
+  program.addHelpText(
+    'after',
+    '\nExamples:\n' +
+      '  mcpbox run npx -y @modelcontextprotocol/server-everything     run a server sandboxed (what a client config says)\n' +
+      '  mcpbox run uvx mcp-server-time                                 the same for a Python server\n' +
+      '  mcpbox wrap --dry-run                                          see what wrapping your clients would change\n' +
+      '  mcpbox wrap                                                    sandbox every npx/uvx server your clients run\n' +
+      '  mcpbox pull npx @modelcontextprotocol/server-filesystem        install ahead of a first start\n' +
+      '  mcpbox doctor                                                  check this machine\n' +
+      '  eval "$(mcpbox shell-init bash)"                               npx and uvx sandboxed in your shell\n' +
+      '\nmcpbox help <command> shows a command\'s options.',
+  );
   return program;
 }
 

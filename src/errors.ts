@@ -86,3 +86,9 @@ export class IntegrityError extends McpboxError {
     super('integrity-mismatch', message, hint ?? 'if the change is expected, delete its entry from the lock file (or run mcpbox update) to resolve it again', ExitCode.integrityMismatch);
   }
 }
+
+export class ClientConfigError extends McpboxError {
+  constructor(message: string, hint?: string) {
+    super('client-config', message, hint, ExitCode.clientConfig);
+  }
+}

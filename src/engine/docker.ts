@@ -142,10 +142,16 @@ export class DockerEngine {
     return { exitCode: result.exitCode ?? 1, stdout: String(result.stdout ?? ''), stderr };
   }
 
-  async version(): Promise<string> {
-    const result = await this.#query(['version', '--format', '{{.Server.Version}}']);
-    if (result.exitCode !== 0) throw unexpected('version', result.stderr);
-    return result.stdout.trim();
+  /** Any short docker CLI call, for diagnostics (doctor). Engine-level failures throw. */
+  async call(args: readonly string[], timeoutMs?: number): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    return this.#query(args, timeoutMs);
+  }
+
+  /** `docker <command> --format '{{json .}}'`, parsed. */
+  async json<T>(command: 'version' | 'info'): Promise<T> {
+    const result = await this.#query([command, '--format', '{{json .}}']);
+    if (result.exitCode !== 0) throw unexpected(command, result.stderr);
+    return JSON.parse(result.stdout) as T;
   }
 
   /** Builds an image, relaying the engine's progress to stderr line by line. */

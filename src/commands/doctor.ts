@@ -1,0 +1,148 @@
+import { existsSync, statSync } from 'node:fs';
+import { runArgv } from '../engine/argv.js';
+import type { DockerEngine } from '../engine/docker.js';
+import { locateEngine } from '../engine/locate.js';
+import { CA_VARS, PROXY_VARS } from '../env.js';
+import { eofWatcher } from '../eof-watch.js';
+import { McpboxError } from '../errors.js';
+import { chooseImage } from '../images.js';
+import { findLock, readLock } from '../lock-files.js';
+import { stateDir } from '../paths.js';
+import { parseRunnerArgs, RUNNER_NAMES } from '../runners.js';
+import { containerSpec, LABEL } from '../sandbox.js';
+import { VERSION } from '../version.js';
+import { type CommandContext, openEngine, settingsFor } from './context.js';
+import { DEFAULT_FLAGS, planRun } from './plan.js';
+
+/**
+ * `mcpbox doctor`: is this machine ready to run sandboxed servers, and if not, what fixes it. Each
+ * check says ok, warn (works, but worth knowing) or fail (mcpbox can't work: exit 1).
+ */
+export type Status = 'ok' | 'warn' | 'fail';
+
+export interface Check {
+  readonly id: string;
+  readonly status: Status;
+  readonly detail: string;
+  readonly fix?: string;
+}
+
+export async function doctor(flags: { json?: boolean }, ctx: CommandContext): Promise<number> {
+  const checks: Check[] = [];
+  const add = (check: Check) => checks.push(check);
+  add({ id: 'mcpbox', status: 'ok', detail: `mcpbox ${VERSION} on Node ${process.version} (${process.platform}/${process.arch})` });
+
+  const settings = await settingsFor(ctx);
+  let engine: DockerEngine | undefined;
+  try {
+    const located = locateEngine({ env: ctx.env, configured: settings.docker });
+    add({ id: 'engine', status: 'ok', detail: `docker CLI at ${located.path} (found via ${located.source})` });
+    engine = openEngine(ctx, settings).engine;
+  } catch (error) {
+    add(failure('engine', error));
+  }
+
+  let reachable = false;
+  if (engine) {
+    try {
+      const version = await engine.json<{ Client?: { Version?: string }; Server?: { Version?: string; Components?: { Name: string }[] } | null }>('version');
+      if (!version.Server) throw new Error('the engine did not answer');
+      const info = await engine.json<{ OperatingSystem?: string; SecurityOptions?: string[]; CgroupVersion?: string; Name?: string }>('info');
+      reachable = true;
+      add({ id: 'daemon', status: 'ok', detail: `engine ${version.Server.Version} answers (client ${version.Client?.Version ?? '?'})` });
+      add({ id: 'engine-kind', status: 'ok', detail: engineKind(version.Server.Components ?? [], info) });
+    } catch (error) {
+      add(failure('daemon', error));
+    }
+  }
+
+  if (engine && reachable) {
+    const images = RUNNER_NAMES.map((runner) => ({ runner, image: chooseImage(runner, undefined, ctx.env, settings).image }));
+    const { missing } = await engine.inspect(images.map((i) => i.image));
+    for (const { runner, image } of images) {
+      add(
+        missing.has(image)
+          ? { id: `image-${runner}`, status: 'warn', detail: `${image} is not built yet (it is built on first use)`, fix: `mcpbox pull ${runner}` }
+          : { id: `image-${runner}`, status: 'ok', detail: `${image} is present` },
+      );
+    }
+    const volumes = await engine.call(['volume', 'ls', '--filter', `label=${LABEL.managed}=true`, '--format', '{{.Name}}']);
+    const names = volumes.stdout.split('\n').filter(Boolean);
+    const lock = findLock(ctx.cwd, stateDir(ctx.env));
+    const locked = Object.keys(readLock(lock.path).servers).length;
+    add({ id: 'caches', status: 'ok', detail: `${names.length} cache volume(s); ${locked} server(s) locked in ${lock.path}` });
+
+    const present = images.find((i) => !missing.has(i.image));
+    add(present ? await smoke(engine, present.runner, settings, ctx) : { id: 'smoke', status: 'warn', detail: 'no image to try the sandbox in yet', fix: 'mcpbox pull npx' });
+  }
+
+  for (const name of CA_VARS) {
+    const path = ctx.env[name];
+    if (!path) continue;
+    add(
+      existsSync(path) && statSync(path).isFile()
+        ? { id: `ca-${name}`, status: 'ok', detail: `${name}=${path}: mounted read-only into every sandbox` }
+        : { id: `ca-${name}`, status: 'fail', detail: `${name}=${path}: no such file`, fix: `point ${name} at your CA bundle, or unset it` },
+    );
+  }
+  if (!CA_VARS.some((name) => ctx.env[name])) add({ id: 'ca', status: 'ok', detail: 'no CA bundle set (NODE_EXTRA_CA_CERTS, SSL_CERT_FILE, REQUESTS_CA_BUNDLE): sandboxes use their own' });
+  const proxies = PROXY_VARS.filter((name) => ctx.env[name]);
+  const local = proxies.filter((name) => /\/\/(localhost|127\.|\[::1\])/.test(ctx.env[name]!));
+  if (proxies.length > 0) {
+    add(
+      local.length > 0
+        ? { id: 'proxy', status: 'warn', detail: `${local.join(', ')} point at this host's loopback, which a container can't reach`, fix: "use the host's address on the Docker network (host.docker.internal on Docker Desktop)" }
+        : { id: 'proxy', status: 'ok', detail: `${proxies.join(', ')} carried into every sandbox` },
+    );
+  }
+  add(
+    eofWatcher(ctx.env)
+      ? { id: 'stdin', status: 'ok', detail: 'perl or python3 found: the client’s stdin goes straight to the engine' }
+      : { id: 'stdin', status: 'warn', detail: 'no perl or python3: mcpbox copies stdin itself to see its end (a little slower per message)', fix: 'install perl or python3' },
+  );
+
+  const failed = checks.filter((c) => c.status === 'fail').length;
+  if (flags.json) {
+    ctx.stdout.write(`${JSON.stringify({ ok: failed === 0, checks }, null, 2)}\n`);
+  } else {
+    const mark = { ok: '✓', warn: '!', fail: '✗' } as const;
+    for (const c of checks) ctx.stdout.write(`${mark[c.status]} ${c.id.padEnd(24)} ${c.detail}${c.fix ? `\n  ${''.padEnd(24)} fix: ${c.fix}` : ''}\n`);
+    ctx.stdout.write(failed === 0 ? 'mcpbox is ready.\n' : `${failed} check(s) failed.\n`);
+  }
+  return failed === 0 ? 0 : 1;
+}
+
+function failure(id: string, error: unknown): Check {
+  if (error instanceof McpboxError) return { id, status: 'fail', detail: error.message, ...(error.hint && { fix: error.hint }) };
+  return { id, status: 'fail', detail: (error as Error).message };
+}
+
+export function engineKind(components: readonly { Name: string }[], info: { OperatingSystem?: string; SecurityOptions?: string[]; CgroupVersion?: string }): string {
+  const parts: string[] = [];
+  if (components.some((c) => /podman/i.test(c.Name))) parts.push('Podman');
+  else if (/Docker Desktop/i.test(info.OperatingSystem ?? '')) parts.push('Docker Desktop');
+  else parts.push('Docker Engine');
+  if ((info.SecurityOptions ?? []).some((o) => o.includes('rootless'))) parts.push('rootless');
+  if (info.OperatingSystem) parts.push(`on ${info.OperatingSystem}`);
+  if (info.CgroupVersion) parts.push(`cgroup v${info.CgroupVersion}`);
+  return parts.join(', ');
+}
+
+/** A throwaway container with exactly a server's hardening, reporting what it can do from inside. */
+async function smoke(engine: DockerEngine, runner: (typeof RUNNER_NAMES)[number], settings: Awaited<ReturnType<typeof settingsFor>>, ctx: CommandContext): Promise<Check> {
+  const plan = planRun(parseRunnerArgs(runner, ['--version']), settings, { ...DEFAULT_FLAGS, autoMount: false }, ctx);
+  const probe = 'id -u; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; if touch /mcpbox-probe 2>/dev/null; then echo root=writable; else echo root=read-only; fi';
+  const spec = containerSpec({ ...plan.input, name: `${plan.input.name}-doctor`, command: { entrypoint: 'sh', args: ['-c', probe], network: 'none' } });
+  const result = await engine.call(runArgv(spec), 60_000);
+  const out = result.stdout;
+  const expected = [/^65534$/m, /^CapEff:\s+0+$/m, /^NoNewPrivs:\s+1$/m, /^Seccomp:\s+2$/m, /^root=read-only$/m];
+  if (result.exitCode === 0 && expected.every((e) => e.test(out))) {
+    return { id: 'smoke', status: 'ok', detail: `a sandbox in ${spec.image}: uid 65534, no capabilities, no-new-privileges, seccomp filter, read-only root` };
+  }
+  return {
+    id: 'smoke',
+    status: 'fail',
+    detail: `the sandbox in ${spec.image} is not what it should be: ${(out || result.stderr).trim().replace(/\n/g, '; ')}`,
+    fix: 'check the engine supports --read-only, --cap-drop, no-new-privileges and seccomp (rootless setups may need cgroup v2); see the README',
+  };
+}

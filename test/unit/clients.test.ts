@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { CLIENTS, clientFiles } from '../../src/clients.js';
+import { engineKind } from '../../src/commands/doctor.js';
+
+const places = (platform: NodeJS.Platform, env: Record<string, string> = {}) => ({ home: platform === 'win32' ? 'C:\\Users\\me' : platform === 'darwin' ? '/Users/me' : '/home/me', platform, env, cwd: '/work/project' });
+
+describe('where clients keep their configuration', () => {
+  it.each([
+    ['darwin', '/Users/me/Library/Application Support/Claude/claude_desktop_config.json'],
+    ['linux', '/home/me/.config/Claude/claude_desktop_config.json'],
+  ] as const)('Claude Desktop on %s', (platform, path) => {
+    expect(CLIENTS['claude-desktop'].files(places(platform))).toEqual([path]);
+  });
+
+  it('Claude Desktop on Windows, under %APPDATA%', () => {
+    expect(CLIENTS['claude-desktop'].files(places('win32', { APPDATA: 'C:\\Users\\me\\AppData\\Roaming' }))[0]).toMatch(/AppData.Roaming.Claude.claude_desktop_config\.json$/);
+  });
+
+  it.each([
+    ['claude-code', ['/home/me/.claude.json', '/work/project/.mcp.json']],
+    ['cursor', ['/home/me/.cursor/mcp.json', '/work/project/.cursor/mcp.json']],
+    ['vscode', ['/home/me/.config/Code/User/mcp.json', '/work/project/.vscode/mcp.json']],
+    ['windsurf', ['/home/me/.codeium/windsurf/mcp_config.json']],
+  ] as const)('%s', (client, files) => {
+    expect(CLIENTS[client].files(places('linux'))).toEqual(files);
+  });
+
+  it('XDG_CONFIG_HOME moves the Linux ones', () => {
+    expect(CLIENTS['claude-desktop'].files(places('linux', { XDG_CONFIG_HOME: '/cfg' }))).toEqual(['/cfg/Claude/claude_desktop_config.json']);
+  });
+
+  it('only files that exist, each once; or one client', () => {
+    const exists = (p: string) => p.endsWith('.claude.json') || p.endsWith('.cursor/mcp.json');
+    expect(clientFiles(places('linux'), exists)).toEqual([
+      { client: 'claude-code', file: '/home/me/.claude.json' },
+      { client: 'cursor', file: '/home/me/.cursor/mcp.json' },
+      { client: 'cursor', file: '/work/project/.cursor/mcp.json' },
+    ]);
+    expect(clientFiles(places('linux'), exists, 'claude-code')).toEqual([{ client: 'claude-code', file: '/home/me/.claude.json' }]);
+  });
+});
+
+describe('engine kind', () => {
+  it.each([
+    [[{ Name: 'Engine' }], { OperatingSystem: 'Docker Desktop', CgroupVersion: '2' }, 'Docker Desktop, on Docker Desktop, cgroup v2'],
+    [[{ Name: 'Podman Engine' }], { OperatingSystem: 'fedora' }, 'Podman, on fedora'],
+    [[{ Name: 'Engine' }], { OperatingSystem: 'Ubuntu 24.04', SecurityOptions: ['name=seccomp,profile=builtin', 'name=rootless'] }, 'Docker Engine, rootless, on Ubuntu 24.04'],
+  ])('%j %j', (components, info, text) => {
+    expect(engineKind(components, info)).toBe(text);
+  });
+});
