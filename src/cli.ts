@@ -125,6 +125,19 @@ export function buildProgram(log: Logger, setExitCode: (code: number) => void): 
     });
 
   program
+    .command('serve')
+    .description('serve sandboxed MCP servers over Streamable HTTP and SSE, behind bearer tokens')
+    .requiredOption('--config <file>', 'servers.json: { "authTokens": [...], "mcpServers": { name: { "command": "npx", "args": [...] } } } (mode 0600)')
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on', '9090')
+    .option('--log-format <format>', 'text or json (one object per line, on stderr)', 'text')
+    .option('--grace <seconds>', 'time a server gets to exit when its session ends (default 2)')
+    .action(async (flags) => {
+      const { serve } = await import('./commands/serve.js');
+      setExitCode(await serve(flags, context()));
+    });
+
+  program
     .command('update')
     .description('resolve locked servers again now (all, or the packages named), install what changed, rewrite the lock')
     .argument('[packages...]', 'package names as locked, e.g. @modelcontextprotocol/server-everything')

@@ -40,6 +40,9 @@ export const LABEL = {
   version: 'dev.mcpbox.version',
   /** 'install' for the containers that install packages; absent for servers. */
   role: 'dev.mcpbox.role',
+  /** mcpbox serve: the server name and the HTTP session a container serves. */
+  served: 'dev.mcpbox.served',
+  session: 'dev.mcpbox.session',
 } as const;
 
 export function resolvePolicy(settings: Settings): SandboxPolicy {

@@ -43,6 +43,8 @@ export interface RunFlags {
   lock: boolean;
   stopOnEof: boolean;
   dryRun: boolean;
+  /** Decide rather than detect that an MCP client is on the other end (serve: no terminal, no working directory). */
+  client?: boolean;
 }
 
 /** The defaults commander gives `run`, for commands that plan a server without its flags. */
@@ -72,8 +74,8 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
   for (const name of ca.missing) ctx.log.warn(`${name} names ${ctx.env[name]}, which does not exist: not mounted`);
 
   // An MCP client talks over a pipe or socket; a terminal, a script or CI over anything else.
-  const tty = Boolean(ctx.stdin.isTTY && ctx.stdout.isTTY);
-  const client = !tty && isPipe(ctx.stdin);
+  const tty = flags.client === undefined && Boolean(ctx.stdin.isTTY && ctx.stdout.isTTY);
+  const client = flags.client ?? (!tty && isPipe(ctx.stdin));
   const host = planMounts({
     args: invocation.args,
     mountCwd: !client,
@@ -102,6 +104,12 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
     ...(user !== NOBODY && ctx.username && { identity: { USER: ctx.username, LOGNAME: ctx.username } }),
   };
   return { spec: containerSpec(input), input, choice, client, proxies };
+}
+
+/** The same plan with some of its container's inputs replaced (a fresh name and labels per serve session). */
+export function respec(plan: RunPlan, overrides: Partial<ContainerInput>): RunPlan {
+  const input = { ...plan.input, ...overrides };
+  return { ...plan, input, spec: containerSpec(input) };
 }
 
 const LAUNCH_SCRIPT = () => readFileSync(`${IMAGES_DIR}scripts/launch.sh`, 'utf8');

@@ -1,4 +1,4 @@
-import { type ExecFileException, execFile, spawn } from 'node:child_process';
+import { type ChildProcessWithoutNullStreams, type ExecFileException, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { EngineNotFoundError, EngineUnreachableError, ImageUnavailableError, McpboxError } from '../errors.js';
@@ -272,6 +272,13 @@ export class DockerEngine {
     return { pid: child.pid, stdin: child.stdin, stderr: child.stderr, kill: (signal) => child.kill(signal), exit };
   }
 
+  /** `docker run` with stdin, stdout and stderr piped: for serve, where messages go through mcpbox. */
+  spawnPiped(argv: readonly string[], env: Readonly<Record<string, string>>): ChildProcessWithoutNullStreams {
+    const child = spawn(this.bin, argv, { env, stdio: 'pipe', detached: true, windowsHide: true });
+    child.on('error', () => {});
+    return child;
+  }
+
   /** mcpbox's containers, running or not. */
   async listManaged(): Promise<ManagedContainer[]> {
     const result = await this.#query(['ps', '--all', '--no-trunc', '--filter', `label=${LABEL.managed}=true`, '--format', PS_FORMAT]);
@@ -298,18 +305,37 @@ export class DockerEngine {
    * pipe; unless mcpbox said "done" first, the watchdog force-removes the container. No polling.
    */
   watchdog(name: string): { release(): void } {
+    return this.#watchdog([name]);
+  }
+
+  /** The same for every container a long-running mcpbox (serve) owns, whichever exist when it dies. */
+  watchdogOwner(ownerPid: number, host: string): { release(): void } {
+    return this.#watchdog(['--owner', `label=${LABEL.ownerPid}=${ownerPid}`, `label=${LABEL.ownerHost}=${host}`]);
+  }
+
+  #watchdog(target: readonly string[]): { release(): void } {
     const [command, args]: [string, string[]] =
       process.platform === 'win32'
         ? [
             process.execPath,
             [
               '-e',
-              "let d='';process.stdin.on('data',c=>d+=c).on('end',()=>{if(!d.startsWith('done'))require('child_process').spawnSync(process.argv[1],['rm','--force',process.argv[2]],{stdio:'ignore',windowsHide:true})})",
+              "let d='';process.stdin.on('data',c=>d+=c).on('end',()=>{if(d.startsWith('done'))return;const cp=require('child_process'),a=process.argv.slice(2);const n=a[0]==='--owner'?cp.execFileSync(process.argv[1],['ps','-aq','--filter',a[1],'--filter',a[2]],{encoding:'utf8'}).split(/\\s+/).filter(Boolean):a;if(n.length)cp.spawnSync(process.argv[1],['rm','--force',...n],{stdio:'ignore',windowsHide:true})})",
               this.bin,
-              name,
+              ...target,
             ],
           ]
-        : ['/bin/sh', ['-c', 'read -r line; [ "$line" = done ] || exec "$0" rm --force "$1"', this.bin, name]];
+        : [
+            '/bin/sh',
+            [
+              '-c',
+              'read -r line; [ "$line" = done ] && exit 0; ' +
+                'if [ "$1" = --owner ]; then set -- $("$0" ps -aq --filter "$2" --filter "$3"); [ $# -gt 0 ] || exit 0; fi; ' +
+                'exec "$0" rm --force "$@"',
+              this.bin,
+              ...target,
+            ],
+          ];
     const watchdog = spawn(command, args, { env: this.#env, stdio: ['pipe', 'ignore', 'ignore'], detached: true, windowsHide: true });
     watchdog.on('error', () => {});
     watchdog.unref();

@@ -1,0 +1,75 @@
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { DockerEngine } from '../engine/docker.js';
+
+/**
+ * JSON-RPC to and from one sandboxed server over its container's stdio (newline-delimited, as MCP's
+ * stdio transport frames it). Closing is staged like a client's: end of input, then SIGTERM, then the
+ * container is removed.
+ */
+export class ContainerChannel {
+  onmessage?: (message: JSONRPCMessage) => void;
+  onstderr?: (line: string) => void;
+  /** The container ended (by itself or by close()). */
+  onclose?: (code: number | null) => void;
+
+  readonly name: string;
+  readonly #engine: Pick<DockerEngine, 'spawnPiped' | 'remove'>;
+  readonly #child: ChildProcessWithoutNullStreams;
+  readonly #exited: Promise<number | null>;
+  #closing: Promise<void> | undefined;
+
+  constructor(engine: Pick<DockerEngine, 'spawnPiped' | 'remove'>, argv: readonly string[], env: Readonly<Record<string, string>>, name: string) {
+    this.name = name;
+    this.#engine = engine;
+    this.#child = engine.spawnPiped(argv, env);
+    const buffer = new ReadBuffer();
+    this.#child.stdout.on('data', (chunk: Buffer) => {
+      buffer.append(chunk);
+      for (;;) {
+        let message: JSONRPCMessage | null;
+        try {
+          message = buffer.readMessage();
+        } catch {
+          continue; // a line that isn't JSON-RPC: the server's problem, not the session's
+        }
+        if (!message) break;
+        this.onmessage?.(message);
+      }
+    });
+    let pending = '';
+    this.#child.stderr.setEncoding('utf8');
+    this.#child.stderr.on('data', (chunk: string) => {
+      pending += chunk;
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) if (line.trim()) this.onstderr?.(line);
+    });
+    this.#child.stdin.on('error', () => {});
+    this.#exited = new Promise((resolve) => this.#child.once('close', (code) => resolve(code)));
+    void this.#exited.then((code) => this.onclose?.(code));
+  }
+
+  send(message: JSONRPCMessage): void {
+    if (this.#child.stdin.writable) this.#child.stdin.write(serializeMessage(message));
+  }
+
+  get running(): boolean {
+    return this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
+  /** End of input; after `graceMs` SIGTERM; after another, removal. Resolves when the container is gone. */
+  close(graceMs: number): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#child.stdin.end();
+      const exited = (ms: number) => Promise.race([this.#exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
+      if (!(await exited(graceMs))) {
+        this.#child.kill('SIGTERM');
+        if (!(await exited(graceMs))) await this.#engine.remove([this.name]).catch(() => {});
+      }
+      await this.#exited;
+    })();
+    return this.#closing;
+  }
+}
