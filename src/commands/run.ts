@@ -34,10 +34,8 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
     }
     let spec = plan.spec;
     if (request && lock) {
-      const key = lockKey(request);
-      const entry = readLock(lock.path).servers[key];
-      const record = readInstalls(state)[installKey(key, plan.spec.image, plan.spec.user)];
-      if (entry && record?.tree === entry.tree) spec = launchSpec(plan, request, entry, record);
+      const server = installedServer(request, lock.path, state, plan.spec.image, plan.spec.user);
+      if (server) spec = launchSpec(plan, request, server.entry, server.record);
       else ctx.log.note(`${request.specs.join(' ')} is not installed yet: a real run resolves, installs and locks it first, then starts it directly; shown is the command that resolves on every start`);
     }
     ctx.stdout.write(`${shellJoin([bin, ...runArgv(spec)])}\n`);
@@ -69,7 +67,8 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
   // Warm start: locked, installed here, not due for a refresh. The server starts at once, and the
   // image and cache volume are checked while the container comes up (a missing image fails before
   // anything reads the client's input, so the slow path below can take over).
-  const warm = request && lock && volume && !plan.spec.tty ? warmServer(request, lock.path, state, image, plan.spec.user, intervalHours) : undefined;
+  const installed = request && lock && volume && !plan.spec.tty ? installedServer(request, lock.path, state, image, plan.spec.user) : undefined;
+  const warm = installed && !needsRefresh(installed.entry, new Date(), intervalHours) ? installed : undefined;
   if (warm && volume) {
     let why = '';
     const verify = () => engine.inspect([image, volume]).then(({ missing, volumeIds }) => {
@@ -102,12 +101,11 @@ function started(outcome: number | 'retry'): number {
   return outcome;
 }
 
-/** The lock entry and install record of a server that can start without preparing anything. */
-function warmServer(request: InstallRequest, lockPath: string, state: string, image: string, user: string, intervalHours: number) {
+/** The lock entry and install record of a server installed here, in this image, for this user. */
+function installedServer(request: InstallRequest, lockPath: string, state: string, image: string, user: string) {
   const key = lockKey(request);
   const entry = readLock(lockPath).servers[key];
   const record = readInstalls(state)[installKey(key, image, user)];
-  if (!entry || !record || record.tree !== entry.tree || needsRefresh(entry, new Date(), intervalHours)) return undefined;
-  return { entry, record };
+  return entry && record && record.tree === entry.tree ? { entry, record } : undefined;
 }
 

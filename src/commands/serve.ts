@@ -1,7 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { hostname } from 'node:os';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
@@ -167,7 +166,7 @@ export async function serve(flags: ServeFlags, ctx: CommandContext): Promise<num
     const kind = match[2]!;
     if (kind === 'mcp') await streamable(req, res, target, token);
     else if (kind === 'sse') await sse(req, res, target, token);
-    else await messages(req, res, url, token);
+    else await messages(req, res, url, target, token);
   }
 
   async function streamable(req: IncomingMessage, res: ServerResponse, target: Served, token: Buffer) {
@@ -213,9 +212,9 @@ export async function serve(flags: ServeFlags, ctx: CommandContext): Promise<num
     await transport.start();
   }
 
-  async function messages(req: IncomingMessage, res: ServerResponse, url: URL, token: Buffer) {
+  async function messages(req: IncomingMessage, res: ServerResponse, url: URL, target: Served, token: Buffer) {
     const existing = sessions.get(url.searchParams.get('sessionId') ?? '');
-    if (!existing || existing.session.transport !== 'sse' || !existing.session.token.equals(token)) {
+    if (!existing || existing.session.transport !== 'sse' || existing.session.server !== target.server.name || !existing.session.token.equals(token)) {
       reply(res, 404, { error: 'session not found' });
       return;
     }

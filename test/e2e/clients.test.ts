@@ -6,16 +6,14 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { execa } from 'execa';
 import { parse } from 'jsonc-parser';
 import { describe, expect, inject, it } from 'vitest';
-import { FIXTURES, MCPBOX, mcpbox, testEnv, textOf, WORKDIR } from './helpers.js';
+import { FIXTURES, MCPBOX, mcpbox, quietStateDir, testEnv, textOf, WORKDIR } from './helpers.js';
 
 const engine = inject('engine');
 const CLIENTS = join(FIXTURES, 'clients');
 
 function tempHome() {
   const home = mkdtempSync(join(tmpdir(), 'mcpbox-home-'));
-  const state = join(home, '.local', 'state');
-  mkdirSync(join(state, 'mcpbox'), { recursive: true });
-  return { home, env: testEnv({ HOME: home, XDG_STATE_HOME: state, XDG_CONFIG_HOME: join(home, '.config') }) };
+  return { home, env: testEnv({ HOME: home, XDG_STATE_HOME: quietStateDir(), XDG_CONFIG_HOME: join(home, '.config') }) };
 }
 
 function place(source: string, target: string) {

@@ -14,14 +14,19 @@ export const FIXTURES = join(ROOT, 'test/fixtures');
 export const EMPTY_CONFIG = join(FIXTURES, 'config/empty.json');
 
 /**
- * State dir whose sweep stamp lies in the future: runs in tests don't sweep, except where a test
- * gives its own XDG_STATE_HOME to watch the sweep.
+ * A state dir (lock, install records) whose sweep stamp lies in the future: runs in tests don't
+ * sweep, except where a test gives its own XDG_STATE_HOME to watch the sweep.
  */
-const QUIET_STATE = mkdtempSync(join(tmpdir(), 'mcpbox-e2e-state-'));
-mkdirSync(join(QUIET_STATE, 'mcpbox'), { recursive: true });
-writeFileSync(join(QUIET_STATE, 'mcpbox', 'last-sweep'), 'tests\n');
-const future = new Date(Date.now() + 365 * 86_400_000);
-utimesSync(join(QUIET_STATE, 'mcpbox', 'last-sweep'), future, future);
+export function quietStateDir(): string {
+  const state = mkdtempSync(join(tmpdir(), 'mcpbox-e2e-state-'));
+  mkdirSync(join(state, 'mcpbox'), { recursive: true });
+  writeFileSync(join(state, 'mcpbox', 'last-sweep'), 'tests\n');
+  const future = new Date(Date.now() + 365 * 86_400_000);
+  utimesSync(join(state, 'mcpbox', 'last-sweep'), future, future);
+  return state;
+}
+
+const QUIET_STATE = quietStateDir();
 
 /**
  * A neutral working directory for CLI runs: terminal-style runs mount their working directory, and

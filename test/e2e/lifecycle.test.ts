@@ -5,7 +5,6 @@ import { execa } from 'execa';
 import { describe, expect, inject, it } from 'vitest';
 import { wellKnownEnginePaths } from '../../src/engine/locate.js';
 import {
-  alive,
   childrenOf,
   containersOf,
   docker,

@@ -1,25 +1,15 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { InstallRecord, LockEntry, LockFile } from '../../src/lock.js';
-import { connect, containersOf, docker, mcpbox, serverProcesses, testEnv, textOf } from './helpers.js';
+import { connect, containersOf, docker, mcpbox, quietStateDir, serverProcesses, testEnv, textOf } from './helpers.js';
 
 const engine = inject('engine');
 const EVERYTHING = '@modelcontextprotocol/server-everything';
 const INITIALIZE =
   '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"0"}}}\n';
-
-/** A state dir of its own (its own lock and install records), with the background sweep held off. */
-function freshState() {
-  const state = mkdtempSync(join(tmpdir(), 'mcpbox-lock-state-'));
-  mkdirSync(join(state, 'mcpbox'));
-  writeFileSync(join(state, 'mcpbox', 'last-sweep'), 'tests\n');
-  const future = new Date(Date.now() + 365 * 86_400_000);
-  utimesSync(join(state, 'mcpbox', 'last-sweep'), future, future);
-  return state;
-}
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
@@ -53,7 +43,7 @@ async function callOnce(args: string[], env: Record<string, string>, tool: { nam
 }
 
 describe.skipIf(!engine)('npx: resolve once, then start the locked install directly', () => {
-  const state = freshState();
+  const state = quietStateDir();
   const env = testEnv({ XDG_STATE_HOME: state });
   const key = `npx ${EVERYTHING}`;
   const echo = { name: 'echo', arguments: { message: 'locked' } };
@@ -161,7 +151,7 @@ describe.skipIf(!engine)('npx: resolve once, then start the locked install direc
 });
 
 describe.skipIf(!engine)('uvx: the same, with uv’s hash-pinned resolution', () => {
-  const state = freshState();
+  const state = quietStateDir();
   const env = testEnv({ XDG_STATE_HOME: state });
   const key = 'uvx mcp-server-time => mcp-server-time';
   const time = { name: 'get_current_time', arguments: { timezone: 'UTC' } };
@@ -214,7 +204,7 @@ describe.skipIf(!engine)('a project’s mcpbox.lock', () => {
     const project = mkdtempSync(join(tmpdir(), 'mcpbox-project-'));
     writeFileSync(join(project, 'package.json'), '{"name":"p"}\n');
     writeFileSync(join(project, 'mcpbox.lock'), '{"lockfileVersion":1,"servers":{}}\n');
-    const state = freshState();
+    const state = quietStateDir();
     const result = await mcpbox(['run', 'npx', '-y', EVERYTHING], { env: testEnv({ XDG_STATE_HOME: state }), input: INITIALIZE, cwd: project });
     expect(result.stdout).toContain('"serverInfo"');
     const lock = JSON.parse(readFileSync(join(project, 'mcpbox.lock'), 'utf8')) as LockFile;

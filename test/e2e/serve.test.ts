@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -6,7 +6,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { alive, containersOf, MCPBOX, mcpbox, testEnv, textOf, waitFor, WORKDIR } from './helpers.js';
+import { alive, containersOf, MCPBOX, mcpbox, quietStateDir, testEnv, textOf, waitFor, WORKDIR } from './helpers.js';
 
 const engine = inject('engine');
 const TOKEN = `tok-${'a1b2c3d4'.repeat(4)}`;
@@ -24,15 +24,6 @@ interface Served {
   url: (server: string, kind?: 'mcp' | 'sse') => URL;
 }
 
-function stateDir() {
-  const state = mkdtempSync(join(tmpdir(), 'mcpbox-serve-state-'));
-  mkdirSync(join(state, 'mcpbox'));
-  writeFileSync(join(state, 'mcpbox', 'last-sweep'), 'tests\n');
-  const future = new Date(Date.now() + 365 * 86_400_000);
-  utimesSync(join(state, 'mcpbox', 'last-sweep'), future, future);
-  return state;
-}
-
 function configFile(config: unknown, mode = 0o600) {
   const file = join(mkdtempSync(join(tmpdir(), 'mcpbox-serve-')), 'servers.json');
   writeFileSync(file, JSON.stringify(config, null, 2));
@@ -44,7 +35,7 @@ function configFile(config: unknown, mode = 0o600) {
 async function startServe(config: unknown, env: Record<string, string> = {}): Promise<Served> {
   const child = execa(process.execPath, [MCPBOX, 'serve', '--config', configFile(config), '--port', '0', '--log-format', 'json'], {
     cwd: WORKDIR,
-    env: testEnv({ XDG_STATE_HOME: stateDir(), MCPBOX_E2E_TOKEN: TOKEN, ...env }),
+    env: testEnv({ XDG_STATE_HOME: quietStateDir(), MCPBOX_E2E_TOKEN: TOKEN, ...env }),
     extendEnv: false,
     reject: false,
     stdin: 'ignore',
