@@ -94,7 +94,7 @@ export async function lockedServer(site: InstallSite, request: InstallRequest, p
 async function install(site: InstallSite, request: InstallRequest, key: string, locked: LockEntry | undefined, now: Date): Promise<LockedServer> {
   const prefix = installPrefix(CACHE_DIR, site.image, key);
   const name = request.runner === 'npx' ? 'npx-install.sh' : 'uvx-install.sh';
-  const args = ['-c', script(name), 'mcpbox-install', prefix, ...(request.runner === 'uvx' ? [request.python ?? '-'] : []), ...(locked ? [] : request.specs)];
+  const args = ['-c', `${script('install-common.sh')}\n${script(name)}`, 'mcpbox-install', prefix, ...(request.runner === 'uvx' ? [request.python ?? '-'] : []), ...(locked ? [] : request.specs)];
   const spec = site.spec(args, locked ? [{ name: 'MCPBOX_LOCKFILE', value: locked.lockfile }] : []);
   site.log.info(locked ? `installing the locked ${locked.name}@${locked.version} (once per image)` : `resolving and installing ${request.specs.join(' ')} (first run only)`);
 

@@ -1,6 +1,6 @@
 # Installs npm packages once into the cache volume, inside the sandbox (install scripts run here,
 # never on the host), and reports what it installed. Run by mcpbox as:
-#   sh -c "$(cat npx-install.sh)" mcpbox-install PREFIX SPEC...
+#   sh -c "$(cat install-common.sh npx-install.sh)" mcpbox-install PREFIX SPEC...
 # The install is staged beside PREFIX and lands in PREFIX-<first 12 of its tree hash>. With
 # MCPBOX_LOCKFILE set (a locked package-lock.json), that exact tree is installed (npm ci checks every
 # package's integrity) instead of resolving the specs again.
@@ -9,9 +9,9 @@
 set -eu
 prefix=$1
 shift
-stage="$prefix.stage-$$"
-rm -rf "$stage"
-mkdir -p "$stage"
+# Concurrent first runs of one server share the volume (and, in their own PID namespaces, the PID).
+mkdir -p "$(dirname "$prefix")"
+stage=$(mktemp -d "$prefix.stage-XXXXXX")
 cd "$stage"
 if [ -n "${MCPBOX_LOCKFILE:-}" ]; then
   printf '%s' "$MCPBOX_LOCKFILE" > package-lock.json
@@ -26,13 +26,7 @@ tree=$(sha256sum package-lock.json | cut -d' ' -f1)
 printf '{"tree":"%s"}\n' "$tree" > .mcpbox-install.json
 cd ..
 final="$prefix-$(printf '%s' "$tree" | cut -c1-12)"
-# The same tree installed before is kept, unless what is there no longer matches it.
-if [ -f "$final/.mcpbox-install.json" ] && [ "$(sha256sum "$final/package-lock.json" | cut -d' ' -f1)" = "$tree" ]; then
-  rm -rf "$stage"
-else
-  rm -rf "$final"
-  mv "$stage" "$final"
-fi
+settle "$stage" "$final" "$tree" package-lock.json
 # Earlier trees of the same server that no run has touched for a day.
 find "$(dirname "$prefix")" -maxdepth 1 -name "$(basename "$prefix")-*" ! -path "$final" -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
 echo "MCPBOX-TREE $tree"

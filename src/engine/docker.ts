@@ -218,8 +218,9 @@ export class DockerEngine {
 
   /**
    * Named volumes start root-owned when the image has nothing at the mount point. A throwaway
-   * container, with no capabilities and no network, opens the fresh volume to every uid like /tmp
-   * (sticky, mode 1777); the volume's root-owned root needs no capability for that.
+   * container, with no network and one capability, opens the fresh volume to every uid like /tmp
+   * (sticky, mode 1777). That capability is FOWNER: a run started at the same moment in the default
+   * image may have given the volume that image's owner (65534) already.
    */
   async prepareVolume(volume: string, image: string, labels: { volume: Record<string, string>; container: Record<string, string> }): Promise<string> {
     const labelArgs = (map: Record<string, string>) => Object.entries(map).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
@@ -228,7 +229,7 @@ export class DockerEngine {
     const target = '/mcpbox-volume';
     const result = await this.#query(
       [
-        'run', '--rm', '--user', '0:0', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
+        'run', '--rm', '--user', '0:0', '--cap-drop', 'ALL', '--cap-add', 'FOWNER', '--security-opt', 'no-new-privileges',
         '--network', 'none', '--read-only', '--pull', 'never',
         ...labelArgs(labels.container),
         '--mount', `type=volume,source=${volume},target=${target}`,

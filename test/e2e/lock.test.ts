@@ -212,3 +212,18 @@ describe.skipIf(!engine)('a project’s mcpbox.lock', () => {
     expect(() => readFileSync(join(state, 'mcpbox', 'mcpbox.lock'))).toThrow();
   });
 });
+
+describe.skipIf(!engine)('first runs at once', () => {
+  it('five clients starting the same new server together all get it (one volume, concurrent installs)', async () => {
+    const state = quietStateDir();
+    const env = testEnv({ XDG_STATE_HOME: state });
+    const dry = await mcpbox(['run', '--dry-run', 'uvx', 'mcp-server-time'], { env });
+    const volume = /source=(mcpbox-uvx-[^,\s]+)/.exec(dry.stdout)![1]!;
+    await docker(['volume', 'rm', '--force', volume]);
+    // Input ends at once here: a long grace lets five servers starting on two cores answer first.
+    const runs = await Promise.all(Array.from({ length: 5 }, () => mcpbox(['run', '--grace', '30', 'uvx', 'mcp-server-time'], { env, input: INITIALIZE })));
+    for (const run of runs) expect(run.stdout, run.stderr).toContain('"serverInfo"');
+    const entry = entryOf(state, 'uvx mcp-server-time => mcp-server-time');
+    expect(entry.tree).toBe(sha256(entry.lockfile));
+  });
+});
