@@ -244,6 +244,9 @@ export async function serve(flags: ServeFlags, ctx: CommandContext): Promise<num
   const address = http.address();
   const bound = typeof address === 'object' && address ? address.port : port;
   log('listening', { host: flags.host, port: bound, servers: [...served.keys()] }, `listening on http://${flags.host}:${bound} — ${[...served.keys()].map((n) => `/servers/${n}/mcp`).join(', ')}`);
+  if (!/^(127\.|::1$|localhost$)/.test(flags.host)) {
+    log('exposed', { host: flags.host }, `listening beyond this host on ${flags.host}: tokens travel in clear text unless a TLS proxy is in front`);
+  }
 
   // Shutdown: stop taking connections, end every session (its container with it), then leave.
   const code = await new Promise<number>((resolve) => {
