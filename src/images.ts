@@ -36,3 +36,15 @@ export function chooseImage(runner: Runner, flag: string | undefined, env: HostE
 export function defaultImageTag(runner: Runner, base: string, dockerfile: string): string {
   return `mcpbox/${runner}:${shortHash(`${dockerfile}\0${base}`, 12)}`;
 }
+
+const scripts = new Map<string, string>();
+
+/** A script from images/scripts/ that runs inside the sandbox (read once per process). */
+export function sandboxScript(name: 'launch.sh' | 'install-common.sh' | 'npx-install.sh' | 'uvx-install.sh'): string {
+  let text = scripts.get(name);
+  if (text === undefined) {
+    text = readFileSync(`${IMAGES_DIR}scripts/${name}`, 'utf8');
+    scripts.set(name, text);
+  }
+  return text;
+}

@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { engineEnvironment, runArgv } from './engine/argv.js';
 import type { DockerEngine } from './engine/docker.js';
 import type { ForwardedVar } from './env.js';
 import { InstallError, IntegrityError } from './errors.js';
-import { IMAGES_DIR } from './images.js';
+import { sandboxScript } from './images.js';
 import {
   describeNpmInstall,
   describeUvInstall,
@@ -53,8 +52,6 @@ export interface LockPlaces {
   readonly force?: boolean;
 }
 
-const script = (name: string) => readFileSync(`${IMAGES_DIR}scripts/${name}`, 'utf8');
-
 /**
  * The locked, installed server for a request: resolved and installed on first use (or when its
  * lock is due for a refresh, or forced), reinstalled from the lock when this machine, image or
@@ -94,7 +91,7 @@ export async function lockedServer(site: InstallSite, request: InstallRequest, p
 async function install(site: InstallSite, request: InstallRequest, key: string, locked: LockEntry | undefined, now: Date): Promise<LockedServer> {
   const prefix = installPrefix(CACHE_DIR, site.image, key);
   const name = request.runner === 'npx' ? 'npx-install.sh' : 'uvx-install.sh';
-  const args = ['-c', `${script('install-common.sh')}\n${script(name)}`, 'mcpbox-install', prefix, ...(request.runner === 'uvx' ? [request.python ?? '-'] : []), ...(locked ? [] : request.specs)];
+  const args = ['-c', `${sandboxScript('install-common.sh')}\n${sandboxScript(name)}`, 'mcpbox-install', prefix, ...(request.runner === 'uvx' ? [request.python ?? '-'] : []), ...(locked ? [] : request.specs)];
   const spec = site.spec(args, locked ? [{ name: 'MCPBOX_LOCKFILE', value: locked.lockfile }] : []);
   site.log.info(locked ? `installing the locked ${locked.name}@${locked.version} (once per image)` : `resolving and installing ${request.specs.join(' ')} (first run only)`);
 

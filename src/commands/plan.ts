@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { fstatSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { fstatSync, realpathSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Settings } from '../config.js';
 import { formatProblems, validateSettings } from '../config.js';
@@ -7,7 +7,7 @@ import { ENGINE_ENV } from '../engine/argv.js';
 import type { DockerEngine } from '../engine/docker.js';
 import { caSetup, type ForwardedVar, proxyVars, resolveForwardedEnv } from '../env.js';
 import { UsageError } from '../errors.js';
-import { chooseImage, type ImageChoice, IMAGES_DIR } from '../images.js';
+import { chooseImage, type ImageChoice, sandboxScript } from '../images.js';
 import { type LockedServer, lockedServer } from '../installs.js';
 import type { InstallRecord, InstallRequest, LockEntry } from '../lock.js';
 import type { Logger } from '../log.js';
@@ -112,8 +112,6 @@ export function respec(plan: RunPlan, overrides: Partial<ContainerInput>): RunPl
   return { ...plan, input, spec: containerSpec(input) };
 }
 
-const LAUNCH_SCRIPT = () => readFileSync(`${IMAGES_DIR}scripts/launch.sh`, 'utf8');
-
 /** A locked server: the installed executable, started directly after the launcher checks the tree. */
 export function launchSpec(plan: RunPlan, request: InstallRequest, entry: LockEntry, record: InstallRecord): ContainerSpec {
   const lockfile = request.runner === 'npx' ? 'package-lock.json' : 'requirements.txt';
@@ -122,7 +120,7 @@ export function launchSpec(plan: RunPlan, request: InstallRequest, entry: LockEn
     ...plan.input,
     command: {
       entrypoint: 'sh',
-      args: ['-c', LAUNCH_SCRIPT(), 'mcpbox-launch', record.dir, lockfile, record.tree, entry.executable, ...serverArgs],
+      args: ['-c', sandboxScript('launch.sh'), 'mcpbox-launch', record.dir, lockfile, record.tree, entry.executable, ...serverArgs],
       cacheReadonly: true,
     },
   });
