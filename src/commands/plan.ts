@@ -173,12 +173,8 @@ const hostFs: HostFs = {
 };
 
 function existingFile(path: string): string | undefined {
-  try {
-    const real = realpathSync(path);
-    return statSync(real).isFile() ? real : undefined;
-  } catch {
-    return undefined;
-  }
+  const real = hostFs.realpath(path);
+  return real && hostFs.kind(real) === 'file' ? real : undefined;
 }
 
 /** A client's pipe or socket: its end means the client is done with the server. */

@@ -109,21 +109,35 @@ export class DockerEngine {
    * ours line by line; the engine CLI's environment carries the values of `--env NAME`.
    */
   async capture(argv: readonly string[], env: Readonly<Record<string, string>>, label: string): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const result = await this.#stream(argv, env, label, 'stderr');
+    return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.lines.join('\n') };
+  }
+
+  /**
+   * A longer call whose output (stderr, or everything) is relayed to ours line by line as it comes;
+   * stdout is also kept whole, final newline included (install reports are hashed byte for byte).
+   */
+  async #stream(
+    args: readonly string[],
+    env: Readonly<Record<string, string>>,
+    label: string,
+    from: 'stderr' | 'all',
+  ): Promise<{ exitCode: number; stdout: string; lines: string[] }> {
     const { execa } = await import('execa');
-    const subprocess = execa(this.bin, argv, {
+    const subprocess = execa(this.bin, args, {
       env,
       extendEnv: false,
       reject: false,
       stdin: 'ignore',
+      all: from === 'all',
       cleanup: false,
       windowsHide: true,
       maxBuffer: 64 * 1024 * 1024,
-      // The lockfile is hashed byte for byte: keep its final newline.
       stripFinalNewline: false,
     });
     const lines: string[] = [];
     try {
-      for await (const line of subprocess.iterable({ from: 'stderr' })) {
+      for await (const line of subprocess.iterable({ from })) {
         const text = String(line).trimEnd();
         if (!text) continue;
         lines.push(text);
@@ -134,12 +148,11 @@ export class DockerEngine {
     }
     const result = await subprocess;
     if ((result as { code?: string }).code === 'ENOENT') throw new EngineNotFoundError(`the docker CLI at ${this.bin} could not be started`);
-    const stderr = lines.join('\n');
     if (result.exitCode !== 0) {
-      const failure = engineFailure(stderr);
+      const failure = engineFailure(lines.join('\n'));
       if (failure) throw failure;
     }
-    return { exitCode: result.exitCode ?? 1, stdout: String(result.stdout ?? ''), stderr };
+    return { exitCode: result.exitCode ?? 1, stdout: String(result.stdout ?? ''), lines };
   }
 
   /** Any short docker CLI call, for diagnostics (doctor). Engine-level failures throw. */
@@ -164,56 +177,23 @@ export class DockerEngine {
       ...Object.entries(input.labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
       input.context,
     ];
-    const output = await this.#relay(args, 'build');
+    const output = await this.#stream(args, this.#env, 'build', 'all');
     if (output.exitCode !== 0) {
       throw new ImageUnavailableError(
-        `could not build ${input.tag} from ${input.context}: ${output.lastLine || `docker build exited ${output.exitCode}`}`,
+        `could not build ${input.tag} from ${input.context}: ${output.lines.at(-1) ?? `docker build exited ${output.exitCode}`}`,
         'the base image must be present or pullable: on hosts without a registry run scripts/bootstrap-base-images.sh and export what it prints, or pass --image',
       );
     }
   }
 
   async pull(image: string) {
-    const output = await this.#relay(['pull', image], 'pull');
+    const output = await this.#stream(['pull', image], this.#env, 'pull', 'all');
     if (output.exitCode !== 0) {
       throw new ImageUnavailableError(
-        `could not pull ${image}: ${output.lastLine || `docker pull exited ${output.exitCode}`}`,
+        `could not pull ${image}: ${output.lines.at(-1) ?? `docker pull exited ${output.exitCode}`}`,
         'check the image name and your registry access, or build it locally and pass --image',
       );
     }
-  }
-
-  async #relay(args: readonly string[], label: string): Promise<{ exitCode: number; lastLine: string }> {
-    const { execa } = await import('execa');
-    const subprocess = execa(this.bin, args, {
-      env: this.#env,
-      extendEnv: false,
-      reject: false,
-      stdin: 'ignore',
-      all: true,
-      cleanup: false,
-      windowsHide: true,
-    });
-    let lastLine = '';
-    try {
-      for await (const line of subprocess.iterable({ from: 'all' })) {
-        const text = String(line).trimEnd();
-        if (!text) continue;
-        lastLine = text;
-        this.#log.note(`${label}: ${text}`);
-      }
-    } catch {
-      // The result below says what happened.
-    }
-    const result = await subprocess;
-    if ((result as { code?: string }).code === 'ENOENT') {
-      throw new EngineNotFoundError(`the docker CLI at ${this.bin} could not be started`);
-    }
-    if (result.exitCode !== 0) {
-      const failure = engineFailure(result.all ?? lastLine);
-      if (failure) throw failure;
-    }
-    return { exitCode: result.exitCode ?? 1, lastLine };
   }
 
   /**
