@@ -1,15 +1,18 @@
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, extname, join, posix } from 'node:path';
 import type { Settings } from './config.js';
-import { formatProblems, mergeSettings, projectProblems, secretEntries, validateSettings } from './config.js';
+import { formatProblems, narrowSettings, projectProblems, secretEntries, validateSettings } from './config.js';
 import { ConfigError } from './errors.js';
 import type { HostEnv } from './env.js';
+import { refusalReason } from './mounts.js';
+import { isWithin } from './paths.js';
 
 /**
  * Finding and reading configuration (the I/O half; src/config.ts validates). MCPBOX_CONFIG names one
- * file and turns the search off. Otherwise: the user file in the XDG config dir, then the nearest
- * project file (.mcpboxrc.json/.yaml, mcpbox.config.js, "mcpbox" in package.json, …) from the cwd up.
+ * file and turns the search off. Otherwise: the user file in the XDG config dir (JSON, YAML or JS: it
+ * is yours), then the nearest project file (.mcpboxrc.json/.yaml, "mcpbox" in package.json, …, data
+ * only) from the cwd up to the project root, which may only narrow what the user file allows.
  */
 export interface LoadedSettings {
   readonly settings: Settings;
@@ -24,21 +27,27 @@ export function userConfigDir(env: HostEnv, home = homedir()): string {
 
 type Trust = 'user' | 'project';
 
-/** cosmiconfig's default search places for "mcpbox" (a unit test keeps this list equal to its own). */
-export const PROJECT_SEARCH_PLACES = [
+/**
+ * Where a project's configuration may be, in cosmiconfig's order. Only data: a project file comes
+ * with a repository you may merely have cloned, so nothing in it may run on this host.
+ */
+export const PROJECT_DATA_PLACES = [
   'package.json',
   '.mcpboxrc',
   '.mcpboxrc.json',
   '.mcpboxrc.yaml',
   '.mcpboxrc.yml',
-  '.mcpboxrc.js',
-  '.mcpboxrc.ts',
-  '.mcpboxrc.cjs',
-  '.mcpboxrc.mjs',
   '.config/mcpboxrc',
   '.config/mcpboxrc.json',
   '.config/mcpboxrc.yaml',
   '.config/mcpboxrc.yml',
+];
+/** cosmiconfig's code places: refused in a project, never loaded (loading them runs them). */
+export const PROJECT_CODE_PLACES = [
+  '.mcpboxrc.js',
+  '.mcpboxrc.ts',
+  '.mcpboxrc.cjs',
+  '.mcpboxrc.mjs',
   '.config/mcpboxrc.js',
   '.config/mcpboxrc.ts',
   '.config/mcpboxrc.cjs',
@@ -50,52 +59,97 @@ export const PROJECT_SEARCH_PLACES = [
 ];
 export const USER_SEARCH_PLACES = ['config.json', 'config.yaml', 'config.yml', 'config.js', 'config.mjs', 'config.cjs'];
 
-export async function loadSettings(env: HostEnv, cwd: string): Promise<LoadedSettings> {
+/**
+ * The directories a project file is looked for in, nearest first: from the working directory up to
+ * the project root (the first with .git or package.json), never above your home directory; outside
+ * home with no project root, the working directory only (a shared /tmp is nobody's project).
+ */
+export function projectSearchDirs(cwd: string, home: string, isProjectRoot: (dir: string) => boolean): string[] {
+  const dirs: string[] = [];
+  for (let dir = cwd; ; dir = dirname(dir)) {
+    dirs.push(dir);
+    if (isProjectRoot(dir) || dir === home) return dirs;
+    if (dirname(dir) === dir) return isWithin(cwd, home) ? dirs : [cwd];
+  }
+}
+
+export const isProjectRoot = (dir: string) => existsSync(join(dir, '.git')) || existsSync(join(dir, 'package.json'));
+
+export async function loadSettings(env: HostEnv, cwd: string, home = homedir()): Promise<LoadedSettings> {
   const explicit = env.MCPBOX_CONFIG;
   if (explicit) {
     if (!existsSync(explicit)) throw new ConfigError(`MCPBOX_CONFIG names ${explicit}, which does not exist`, 'fix the path or unset MCPBOX_CONFIG');
-    return { settings: check(await load(explicit), explicit, 'user'), files: [explicit] };
+    return { settings: check(await loadFile(explicit), explicit, 'user', home), files: [explicit] };
   }
-  const layers: Settings[] = [];
   const files: string[] = [];
-  const userDir = userConfigDir(env);
+  let settings: Settings = {};
+  const userDir = userConfigDir(env, home);
   // Loading cosmiconfig costs start-up time; most runs have no file for it to find.
-  const searches = [
-    [userDir, 'user', USER_SEARCH_PLACES.some((place) => existsSync(join(userDir, place)))],
-    [cwd, 'project', mayHaveProjectConfig(cwd)],
-  ] as const;
-  for (const [from, trust, worthSearching] of searches) {
-    if (!worthSearching) continue;
+  if (USER_SEARCH_PLACES.some((place) => existsSync(join(userDir, place)))) {
     const cosmiconfig = await loadCosmiconfig();
-    const explorer =
-      trust === 'user' ? cosmiconfig('mcpbox', { searchStrategy: 'none', searchPlaces: USER_SEARCH_PLACES }) : cosmiconfig('mcpbox', { searchStrategy: 'project' });
-    const found = await explorer.search(from).catch((error: Error) => {
-      throw new ConfigError(`could not read configuration near ${from}: ${error.message}`, 'fix the file or point MCPBOX_CONFIG elsewhere');
-    });
-    if (!found || found.isEmpty) continue;
-    layers.push(check(found.config, found.filepath, trust));
-    files.push(found.filepath);
+    const found = await cosmiconfig('mcpbox', { searchStrategy: 'none', searchPlaces: USER_SEARCH_PLACES })
+      .search(userDir)
+      .catch((error: Error) => {
+        throw new ConfigError(`could not read configuration near ${userDir}: ${error.message}`, 'fix the file or point MCPBOX_CONFIG elsewhere');
+      });
+    if (found && !found.isEmpty) {
+      settings = check(found.config, found.filepath, 'user', home);
+      files.push(found.filepath);
+    }
   }
-  return { settings: mergeSettings(...layers), files };
+  const project = await findProjectFile(cwd, home);
+  if (project) {
+    settings = narrowSettings(settings, check(project.config, project.file, 'project', home));
+    files.push(project.file);
+  }
+  return { settings, files };
 }
 
-/** A superset of where cosmiconfig's project search could find something: from `cwd` up to the root. */
-export function mayHaveProjectConfig(cwd: string): boolean {
-  for (let dir = cwd; ; dir = dirname(dir)) {
-    let names: Set<string>;
-    try {
-      names = new Set(readdirSync(dir));
-    } catch {
-      names = new Set();
+/** The nearest project file with something in it (data only; a code file is refused). */
+async function findProjectFile(cwd: string, home: string): Promise<{ file: string; config: unknown } | undefined> {
+  for (const dir of projectSearchDirs(cwd, home, isProjectRoot)) {
+    const names = entriesOf(dir);
+    const present = (place: string) => (place.startsWith('.config/') ? names.has('.config') && existsSync(join(dir, place)) : names.has(place));
+    const code = PROJECT_CODE_PLACES.find(present);
+    if (code) {
+      throw new ConfigError(
+        `${join(dir, code)}: a project's mcpbox configuration must be data (JSON or YAML); mcpbox does not run code from a project to read it`,
+        `move the settings to ${join(dir, '.mcpboxrc.json')}, or into your user configuration`,
+      );
     }
-    for (const place of PROJECT_SEARCH_PLACES) {
-      if (place === 'package.json') {
-        if (names.has(place) && packageJsonMentionsMcpbox(join(dir, place))) return true;
-      } else if (place.startsWith('.config/') ? names.has('.config') && existsSync(join(dir, place)) : names.has(place)) {
-        return true;
-      }
+    for (const place of PROJECT_DATA_PLACES.filter(present)) {
+      const file = join(dir, place);
+      if (place === 'package.json' && !packageJsonMentionsMcpbox(file)) continue;
+      const config = await readDataFile(file, place === 'package.json');
+      if (config !== undefined) return { file, config };
     }
-    if (dirname(dir) === dir) return false;
+  }
+  return undefined;
+}
+
+function entriesOf(dir: string): Set<string> {
+  try {
+    return new Set(readdirSync(dir));
+  } catch {
+    return new Set();
+  }
+}
+
+/** JSON, or YAML (which is what an extension-less rc file is); package.json's "mcpbox" key. Empty: undefined. */
+async function readDataFile(file: string, packageJson: boolean): Promise<unknown> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`could not read ${file}: ${(error as Error).message}`, 'fix the file or its permissions');
+  }
+  if (text.trim() === '') return undefined;
+  try {
+    if (packageJson) return (JSON.parse(text) as { mcpbox?: unknown }).mcpbox;
+    if (extname(file) === '.json') return JSON.parse(text);
+    return (await loadCosmiconfigModule()).defaultLoaders['.yaml'](file, text);
+  } catch (error) {
+    throw new ConfigError(`could not read ${file}: ${(error as Error).message}`, 'fix the syntax of the file');
   }
 }
 
@@ -108,13 +162,17 @@ function packageJsonMentionsMcpbox(file: string): boolean {
 }
 
 /** cosmiconfig is CommonJS: imported dynamically, its exports may sit under `default`. */
-async function loadCosmiconfig(): Promise<typeof import('cosmiconfig').cosmiconfig> {
+async function loadCosmiconfigModule(): Promise<typeof import('cosmiconfig')> {
   const module = (await import('cosmiconfig')) as typeof import('cosmiconfig') & { default?: typeof import('cosmiconfig') };
-  return module.cosmiconfig ?? module.default!.cosmiconfig;
+  return 'cosmiconfig' in module && typeof module.cosmiconfig === 'function' ? module : module.default!;
+}
+
+async function loadCosmiconfig(): Promise<typeof import('cosmiconfig').cosmiconfig> {
+  return (await loadCosmiconfigModule()).cosmiconfig;
 }
 
 /** One named file: JSON directly, anything else (YAML, JS) through cosmiconfig's loaders. */
-async function load(file: string): Promise<unknown> {
+async function loadFile(file: string): Promise<unknown> {
   try {
     if (extname(file) === '.json') return JSON.parse(readFileSync(file, 'utf8'));
     const cosmiconfig = await loadCosmiconfig();
@@ -124,7 +182,7 @@ async function load(file: string): Promise<unknown> {
   }
 }
 
-function check(raw: unknown, file: string, trust: Trust): Settings {
+function check(raw: unknown, file: string, trust: Trust, home: string): Settings {
   const { settings, problems } = validateSettings(raw, file);
   if (problems.length > 0) throw new ConfigError(formatProblems(problems), 'see "Configuration" in the mcpbox README');
 
@@ -132,7 +190,8 @@ function check(raw: unknown, file: string, trust: Trust): Settings {
   const dir = basename(dirname(file)) === '.config' ? dirname(dirname(file)) : dirname(file);
   const resolve = (path: string) => (path === '~' || path.startsWith('~/') || path.startsWith('/') ? path : posix.resolve(dir, path));
   if (trust === 'project') {
-    const outside = projectProblems(settings, file, dir, resolve);
+    const place = { realDir: realpath(dir) ?? dir, resolve, realpath, refusal: (real: string) => refusalReason(real, home, { kind: hostKind }) };
+    const outside = projectProblems(settings, file, place);
     if (outside.length > 0) throw new ConfigError(formatProblems(outside), 'a repository you cloned could ship this file: only your user configuration may do that');
   }
 
@@ -150,12 +209,31 @@ function check(raw: unknown, file: string, trust: Trust): Settings {
     }
   }
 
-  // Relative mounts are relative to the file that names them.
+  // Relative mounts are relative to the file that names them. A project's are mounted by the path
+  // they were checked at (symlinks resolved), so what was checked is what gets mounted.
   const absolute = (entries: string[] | undefined) =>
     entries?.map((entry) => {
       const mode = /:(?:ro|rw)$/.exec(entry)?.[0] ?? '';
-      return resolve(entry.slice(0, entry.length - mode.length)) + mode;
+      const path = resolve(entry.slice(0, entry.length - mode.length));
+      return (trust === 'project' ? (realpath(path) ?? path) : path) + mode;
     });
   const packages = settings.packages && Object.fromEntries(Object.entries(settings.packages).map(([name, p]) => [name, p.mounts ? { ...p, mounts: absolute(p.mounts)! } : p]));
   return { ...settings, ...(settings.mounts && { mounts: absolute(settings.mounts)! }), ...(packages && { packages }) };
+}
+
+function realpath(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function hostKind(path: string): 'dir' | 'file' | 'socket' | 'other' | undefined {
+  try {
+    const stat = statSync(path);
+    return stat.isDirectory() ? 'dir' : stat.isFile() ? 'file' : stat.isSocket() ? 'socket' : 'other';
+  } catch {
+    return undefined;
+  }
 }

@@ -25,8 +25,15 @@ export interface Settings {
   autoMount?: boolean;
   /** Policy per package name, applied when a run installs that package. */
   packages?: Record<string, PackagePolicy>;
+  /**
+   * A project file's package policies: kept apart from `packages` because they may only tighten
+   * (see narrowSettings). Never read from a file under this name.
+   */
+  projectPackages?: Record<string, PackagePolicy>;
   /** Hours before an unpinned locked server is resolved again (default 24). */
   updateInterval?: number;
+  /** What a package's cache volume may hold (default 4g): a size-limited volume where the engine can, else a check at start. */
+  cacheLimit?: string;
 }
 
 /** What a package's entry may set: the same settings, scoped to runs of that package. */
@@ -39,8 +46,22 @@ export interface ConfigProblem {
 }
 
 export const SIZE = /^\d+(?:\.\d+)?[bkmg]?$/i;
+
+/** An image reference as the engine reads one; never starting with "-", which the CLI would take for a flag. */
+export const IMAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/;
+
+/** The sandbox's limits when no setting names them (src/sandbox.ts builds its policy on these). */
+export const DEFAULT_LIMITS = { memory: '2g', cpus: '2', pids: 512, grace: 2 } as const;
+
+/** "512m" → bytes; the engine's own reading of a size (a bare number is bytes). */
+export function sizeInBytes(size: string): number {
+  const match = /^(\d+(?:\.\d+)?)([bkmg]?)$/i.exec(size);
+  if (!match) return Number.NaN;
+  const unit = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
+  return Number(match[1]) * unit;
+}
 const ENV_ENTRY = /^[A-Za-z_][A-Za-z0-9_]*(?:=.*)?$/s;
-const KNOWN_KEYS = ['images', 'baseImages', 'memory', 'cpus', 'pids', 'network', 'env', 'grace', 'docker', 'mounts', 'autoMount', 'packages', 'updateInterval'] as const;
+const KNOWN_KEYS = ['images', 'baseImages', 'memory', 'cpus', 'pids', 'network', 'env', 'grace', 'docker', 'mounts', 'autoMount', 'packages', 'updateInterval', 'cacheLimit'] as const;
 const POLICY_KEYS = ['env', 'network', 'memory', 'cpus', 'pids', 'mounts', 'grace', 'image'] as const;
 const MOUNT_ENTRY = /^.+?(?::(?:ro|rw))?$/s;
 
@@ -69,7 +90,7 @@ export function validateSettings(raw: unknown, file: string): { settings: Settin
     const byRunner: Partial<Record<Runner, string>> = {};
     for (const [runner, image] of Object.entries(value)) {
       if (!(RUNNER_NAMES as string[]).includes(runner)) problem(`${key}.${runner}`, `unknown runner (known: ${RUNNER_NAMES.join(', ')})`);
-      else if (typeof image !== 'string' || image.trim() === '') problem(`${key}.${runner}`, 'must be an image name');
+      else if (typeof image !== 'string' || !IMAGE_NAME.test(image)) problem(`${key}.${runner}`, 'must be an image name');
       else byRunner[runner as Runner] = image;
     }
     settings[key] = byRunner;
@@ -83,6 +104,10 @@ export function validateSettings(raw: unknown, file: string): { settings: Settin
   if (input.updateInterval !== undefined) {
     if (typeof input.updateInterval === 'number' && input.updateInterval > 0) settings.updateInterval = input.updateInterval;
     else problem('updateInterval', 'must be a positive number of hours');
+  }
+  if (input.cacheLimit !== undefined) {
+    if (typeof input.cacheLimit === 'string' && SIZE.test(input.cacheLimit) && sizeInBytes(input.cacheLimit) >= 64 * 1024 ** 2) settings.cacheLimit = input.cacheLimit;
+    else problem('cacheLimit', 'must be a size of at least 64m, like "2g"');
   }
   if (input.autoMount !== undefined) {
     if (typeof input.autoMount === 'boolean') settings.autoMount = input.autoMount;
@@ -105,7 +130,7 @@ export function validateSettings(raw: unknown, file: string): { settings: Settin
         }
         const policy: PackagePolicy = validateScalars(entry, `${key}.`, problem);
         if (entry.image !== undefined) {
-          if (typeof entry.image === 'string' && entry.image.trim() !== '' && !/\s/.test(entry.image)) policy.image = entry.image;
+          if (typeof entry.image === 'string' && IMAGE_NAME.test(entry.image)) policy.image = entry.image;
           else problem(`${key}.image`, 'must be an image name');
         }
         packages[name] = policy;
@@ -122,7 +147,8 @@ type Scalars = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'network' | 'env' | '
 function validateScalars(input: Record<string, unknown>, prefix: string, problem: (key: string, message: string) => void): Scalars {
   const out: Scalars = {};
   if (input.memory !== undefined) {
-    if (typeof input.memory === 'string' && SIZE.test(input.memory)) out.memory = input.memory;
+    // 0 means "no limit" to the engine: never a limit mcpbox passes on.
+    if (typeof input.memory === 'string' && SIZE.test(input.memory) && sizeInBytes(input.memory) >= 4 * 1024 ** 2) out.memory = input.memory;
     else problem(`${prefix}memory`, 'must be a size like "512m" or "2g"');
   }
   if (input.cpus !== undefined) {
@@ -178,7 +204,10 @@ export function mergeSettings(...layers: Settings[]): Settings {
   return merged;
 }
 
-/** Settings for a run that installs these packages: each matching package policy is one more layer. */
+/**
+ * Settings for a run that installs these packages: each matching package policy is one more layer,
+ * the user's merged in, a project's only narrowing.
+ */
 export function applyPackagePolicies(settings: Settings, runner: Runner, packageNames: readonly string[]): Settings {
   const layers: Settings[] = [];
   for (const name of packageNames) {
@@ -187,7 +216,12 @@ export function applyPackagePolicies(settings: Settings, runner: Runner, package
     const { image, ...rest } = policy;
     layers.push(image === undefined ? rest : { ...rest, images: { [runner]: image } });
   }
-  return layers.length === 0 ? settings : mergeSettings(settings, ...layers);
+  let applied = layers.length === 0 ? settings : mergeSettings(settings, ...layers);
+  for (const name of packageNames) {
+    const policy = settings.projectPackages?.[name];
+    if (policy) applied = narrowSettings(applied, policy);
+  }
+  return applied;
 }
 
 /** `env` entries with values (NAME=VALUE) anywhere in the file: secrets the file must keep private. */
@@ -197,28 +231,101 @@ export function secretEntries(settings: Settings): string[] {
 }
 
 /**
- * A project's configuration comes with the repository, so it may not reach outside it: no host
- * variables passed by name (they would hand your secrets to whatever the repository runs), no mounts
- * outside the project, no choice of docker binary. Pure; `resolve` makes a mount path absolute.
+ * Variables that change how a runtime loads code, where it installs from or where it connects: a
+ * project may not set them (NODE_OPTIONS=--require …, LD_PRELOAD, a proxy that reads the server's
+ * traffic, a registry that serves other packages). Case-insensitive: npm reads npm_config_* in any case.
  */
-export function projectProblems(settings: Settings, file: string, projectDir: string, resolve: (path: string) => string): ConfigProblem[] {
+export const LOADER_ENV =
+  /^(?:LD_\w+|DYLD_\w+|NODE_OPTIONS|NODE_PATH|NODE_EXTRA_CA_CERTS|NODE_TLS_REJECT_UNAUTHORIZED|NODE_USE_ENV_PROXY|PYTHON\w*|PERL5\w*|PERLLIB|RUBY\w*|GEM_\w+|BASH_ENV|ENV|SHELLOPTS|PS4|IFS|PATH|HOME|JAVA_TOOL_OPTIONS|_JAVA_OPTIONS|JDK_JAVA_OPTIONS|GCONV_PATH|MALLOC_\w+|npm_config_\w+|UV_\w+|PIP_\w+|SSL_CERT_\w+|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE|GIT_\w+|(?:HTTPS?|ALL|NO|FTP)_PROXY)$/i;
+
+/** What a project check needs of the host: paths as written, resolved through symlinks, refused or not. */
+export interface ProjectPlace {
+  /** The project directory, symlinks resolved. */
+  readonly realDir: string;
+  /** A mount entry's path made absolute (relative to the file). */
+  readonly resolve: (path: string) => string;
+  /** The path with symlinks resolved, or undefined when nothing is there. */
+  readonly realpath: (path: string) => string | undefined;
+  /** Why a (real) path is never mounted implicitly (src/mounts.ts's rules), or undefined. */
+  readonly refusal: (real: string) => string | undefined;
+}
+
+/**
+ * A project's configuration comes with the repository, so it may only narrow the sandbox: no host
+ * variables by name (they would hand your secrets to whatever the repository runs), no variables that
+ * change how code is loaded or where it connects, no mounts outside the project (after resolving
+ * symlinks) or of anything mcpbox would refuse to mount, no images, no networks but "none" and
+ * "bridge", no docker binary. Its limits only ever tighten (narrowSettings). Pure: the host is passed in.
+ */
+export function projectProblems(settings: Settings, file: string, place: ProjectPlace): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
-  const inside = (path: string) => path === projectDir || path.startsWith(`${projectDir}/`);
-  const check = (prefix: string, scoped: Pick<Settings, 'env' | 'mounts'>) => {
+  const refuse = (key: string, message: string) => problems.push({ file, key, message });
+  const inside = (path: string) => path === place.realDir || path.startsWith(`${place.realDir}/`);
+  const check = (prefix: string, scoped: PackagePolicy) => {
     for (const entry of scoped.env ?? []) {
+      const name = entry.split('=', 1)[0]!;
       if (!entry.includes('=')) {
-        problems.push({ file, key: `${prefix}env`, message: `passes the host variable ${entry} by name, which a project's configuration may not do (put it in your user configuration, or pass -e ${entry})` });
+        refuse(`${prefix}env`, `passes the host variable ${entry} by name, which a project's configuration may not do (put it in your user configuration, or pass -e ${entry})`);
+      } else if (LOADER_ENV.test(name)) {
+        refuse(`${prefix}env`, `sets ${name}, which changes how the server's code is loaded or where it connects; a project's configuration may not set it`);
       }
     }
     for (const entry of scoped.mounts ?? []) {
-      const path = resolve(entry.replace(/:(?:ro|rw)$/, ''));
-      if (!inside(path)) problems.push({ file, key: `${prefix}mounts`, message: `mounts ${path}, outside the project ${projectDir}, which a project's configuration may not do` });
+      const path = place.resolve(entry.replace(/:(?:ro|rw)$/, ''));
+      const real = place.realpath(path);
+      // Nothing there yet: checked as written (mcpbox run refuses a mount of nothing).
+      if (real === undefined) {
+        if (!inside(path)) refuse(`${prefix}mounts`, `mounts ${path}, outside the project ${place.realDir}, which a project's configuration may not do`);
+        continue;
+      }
+      const reason = place.refusal(real);
+      if (!inside(real)) refuse(`${prefix}mounts`, `mounts ${path}${real === path ? '' : ` (really ${real})`}, outside the project ${place.realDir}, which a project's configuration may not do`);
+      else if (reason) refuse(`${prefix}mounts`, `mounts ${real}, which mcpbox never mounts implicitly: ${reason}`);
     }
+    if (scoped.network !== undefined && scoped.network !== 'none' && scoped.network !== 'bridge') {
+      refuse(`${prefix}network`, `joins the network "${scoped.network}"; a project's configuration may only choose "none" (or "bridge")`);
+    }
+    if (scoped.image !== undefined) refuse(`${prefix}image`, "chooses an image, which a project's configuration may not do (the image decides what runs)");
   };
   check('', settings);
   for (const [name, policy] of Object.entries(settings.packages ?? {})) check(`packages.${name}.`, policy);
-  if (settings.docker !== undefined) problems.push({ file, key: 'docker', message: "chooses the docker binary, which a project's configuration may not do" });
+  for (const key of ['images', 'baseImages'] as const) {
+    if (settings[key] !== undefined) refuse(key, "chooses an image, which a project's configuration may not do (the image decides what runs)");
+  }
+  if (settings.docker !== undefined) refuse('docker', "chooses the docker binary, which a project's configuration may not do");
   return problems;
+}
+
+type Narrowable = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'grace' | 'network' | 'autoMount' | 'cacheLimit'>;
+
+/** The tighter of two settings: lower limits, "none" over any network, no automatic mounts over some. */
+function tighter(base: Narrowable, project: Narrowable): Narrowable {
+  const out: Narrowable = {};
+  if (project.memory !== undefined && sizeInBytes(project.memory) < sizeInBytes(base.memory ?? DEFAULT_LIMITS.memory)) out.memory = project.memory;
+  if (project.cpus !== undefined && Number(project.cpus) < Number(base.cpus ?? DEFAULT_LIMITS.cpus)) out.cpus = project.cpus;
+  if (project.pids !== undefined && project.pids < (base.pids ?? DEFAULT_LIMITS.pids)) out.pids = project.pids;
+  if (project.grace !== undefined && project.grace < (base.grace ?? DEFAULT_LIMITS.grace)) out.grace = project.grace;
+  if (project.network === 'none') out.network = 'none';
+  if (project.autoMount === false) out.autoMount = false;
+  if (project.cacheLimit !== undefined && sizeInBytes(project.cacheLimit) < sizeInBytes(base.cacheLimit ?? '4g')) out.cacheLimit = project.cacheLimit;
+  return out;
+}
+
+/**
+ * A project layer on top of the user's settings: it may only narrow. Limits are the tighter of the
+ * two (a project asking for more memory than you allow gets yours), a network only ever becomes
+ * "none"; literal variables and mounts inside the project add up; its package policies are kept
+ * apart and applied the same way (applyPackagePolicies). Pure; `project` passed projectProblems.
+ */
+export function narrowSettings(base: Settings, project: Settings | PackagePolicy): Settings {
+  const out: Settings = { ...base, ...tighter(base, project) };
+  if (project.env) out.env = [...(base.env ?? []), ...project.env];
+  if (project.mounts) out.mounts = [...(base.mounts ?? []), ...project.mounts];
+  if ('updateInterval' in project && project.updateInterval !== undefined) out.updateInterval = project.updateInterval;
+  if ('packages' in project && project.packages) {
+    out.projectPackages = mergeSettings({ packages: base.projectPackages ?? {} }, { packages: project.packages }).packages!;
+  }
+  return out;
 }
 
 export function formatProblems(problems: readonly ConfigProblem[]): string {

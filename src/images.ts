@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Settings } from './config.js';
+import { IMAGE_NAME, type Settings } from './config.js';
 import { UsageError } from './errors.js';
 import type { HostEnv } from './env.js';
 import type { Runner } from './runners.js';
@@ -25,10 +25,11 @@ export function chooseImage(runner: Runner, flag: string | undefined, env: HostE
   const spec = RUNNERS[runner].image;
   const explicit = flag ?? env[spec.imageEnv] ?? settings.images?.[runner];
   if (explicit !== undefined) {
-    if (explicit.trim() === '' || /\s/.test(explicit)) throw new UsageError(`"${explicit}" is not an image name`);
+    if (!IMAGE_NAME.test(explicit)) throw new UsageError(`"${explicit}" is not an image name`, 'name an image like node:22 or registry.example.com/team/image:tag');
     return { image: explicit };
   }
   const base = env[spec.baseEnv] || settings.baseImages?.[runner] || spec.base;
+  if (!IMAGE_NAME.test(base)) throw new UsageError(`"${base}" is not an image name (${spec.baseEnv} or the baseImages setting)`);
   const context = `${IMAGES_DIR}${spec.dir}`;
   return { image: defaultImageTag(runner, base, readFileSync(`${context}/Dockerfile`, 'utf8')), build: { context, base } };
 }
@@ -40,7 +41,7 @@ export function defaultImageTag(runner: Runner, base: string, dockerfile: string
 const scripts = new Map<string, string>();
 
 /** A script from images/scripts/ that runs inside the sandbox (read once per process). */
-export function sandboxScript(name: 'launch.sh' | 'install-common.sh' | 'npx-install.sh' | 'uvx-install.sh'): string {
+export function sandboxScript(name: 'launch.sh' | 'tree-hash.sh' | 'install-common.sh' | 'npx-install.sh' | 'uvx-install.sh'): string {
   let text = scripts.get(name);
   if (text === undefined) {
     text = readFileSync(`${IMAGES_DIR}scripts/${name}`, 'utf8');

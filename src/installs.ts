@@ -1,6 +1,6 @@
-import { engineEnvironment, runArgv } from './engine/argv.js';
+import { createHash } from 'node:crypto';
+import { engineLaunch } from './engine/argv.js';
 import type { DockerEngine } from './engine/docker.js';
-import type { ForwardedVar } from './env.js';
 import { InstallError, IntegrityError } from './errors.js';
 import { sandboxScript } from './images.js';
 import {
@@ -8,16 +8,18 @@ import {
   describeUvInstall,
   type InstallRecord,
   type InstallRequest,
-  installPrefix,
   type LockEntry,
+  lockEntryProblem,
   lockKey,
   needsRefresh,
   parseInstallReport,
 } from './lock.js';
 import { installKey, readInstalls, readLock, writeInstall, writeLockEntry } from './lock-files.js';
 import type { Logger } from './log.js';
-import { CACHE_DIR } from './runners.js';
-import type { ContainerSpec } from './sandbox.js';
+import { type ContainerSpec, INSTALL_DIR } from './sandbox.js';
+
+/** Installs land in the install volume as `tree-<first 12 of the tree hash>`. */
+const INSTALL_PREFIX = `${INSTALL_DIR}/tree`;
 
 /**
  * Installs happen in their own container: the same sandbox as the server, but with no host files,
@@ -25,17 +27,18 @@ import type { ContainerSpec } from './sandbox.js';
  * Install scripts run there and nowhere else.
  */
 export interface InstallSite {
-  readonly engine: Pick<DockerEngine, 'capture' | 'watchdog'>;
+  readonly engine: Pick<DockerEngine, 'capture' | 'watchdog' | 'envFile'>;
   /** The engine CLI's own environment. */
   readonly engineEnv: Readonly<Record<string, string>>;
   readonly hostEnv: Readonly<Record<string, string | undefined>>;
   readonly image: string;
+  /** The server's install volume (per lock key, image and user) and its id label. */
   readonly volume: string;
   readonly volumeId: string;
   readonly user: string;
   readonly log: Logger;
-  /** An install container: sh with these args, these extra variables passed by environment. */
-  readonly spec: (args: readonly string[], env: readonly ForwardedVar[]) => ContainerSpec;
+  /** An install container: sh with these args and these variables of mcpbox's own. */
+  readonly spec: (args: readonly string[], env: Readonly<Record<string, string>>) => ContainerSpec;
 }
 
 export interface LockedServer {
@@ -61,10 +64,13 @@ export async function lockedServer(site: InstallSite, request: InstallRequest, p
   const key = lockKey(request);
   const entry = readLock(places.lockPath).servers[key];
   const recordKey = installKey(key, site.image, site.user);
+  const previous = readInstalls(places.stateDir)[recordKey];
+  // What this machine installed in this very volume, by its fingerprint: the only tree reused.
+  const reuse = previous?.volumeId === site.volumeId && previous.content ? previous : undefined;
 
   if (!entry || places.force || needsRefresh(entry, places.now, places.intervalHours)) {
     try {
-      const fresh = await install(site, request, key, undefined, places.now);
+      const fresh = await install(site, request, undefined, places.now, reuse);
       if (entry && fresh.entry.version === entry.version && fresh.entry.integrity !== entry.integrity) {
         throw new IntegrityError(
           `integrity mismatch: the registry now serves ${entry.name}@${entry.version} with integrity ${fresh.entry.integrity}, but it was locked with ${entry.integrity}; refusing to run it`,
@@ -81,24 +87,42 @@ export async function lockedServer(site: InstallSite, request: InstallRequest, p
     }
   }
 
-  const record = readInstalls(places.stateDir)[recordKey];
-  if (record && record.tree === entry.tree && record.volumeId === site.volumeId) return { entry, record };
-  const again = await install(site, request, key, entry, places.now);
+  if (reuse && installedAsLocked(reuse, entry)) return { entry, record: reuse };
+  // Installing from a lock that may have come with a repository: it must hold what it says.
+  const problem = lockEntryProblem(request, entry, sha256);
+  if (problem) {
+    throw new IntegrityError(
+      `the lock entry for ${key} in ${places.lockPath} can't be trusted: ${problem}; refusing to install or run it`,
+      'if the lock is yours, delete that entry and mcpbox resolves it again; if it came with a repository, ask who changed it',
+    );
+  }
+  const again = await install(site, request, entry, places.now);
   writeInstall(places.stateDir, recordKey, again.record);
   return { entry, record: again.record };
 }
 
-async function install(site: InstallSite, request: InstallRequest, key: string, locked: LockEntry | undefined, now: Date): Promise<LockedServer> {
-  const prefix = installPrefix(CACHE_DIR, site.image, key);
+/** A record of this entry's tree, made by this version of mcpbox (older records lack the fingerprints). */
+export function installedAsLocked(record: InstallRecord, entry: LockEntry): boolean {
+  return record.tree === entry.tree && record.executable === entry.executable && Boolean(record.signature && record.content);
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+async function install(site: InstallSite, request: InstallRequest, locked: LockEntry | undefined, now: Date, reuse?: InstallRecord): Promise<LockedServer> {
   const name = request.runner === 'npx' ? 'npx-install.sh' : 'uvx-install.sh';
-  const args = ['-c', `${sandboxScript('install-common.sh')}\n${sandboxScript(name)}`, 'mcpbox-install', prefix, ...(request.runner === 'uvx' ? [request.python ?? '-'] : []), ...(locked ? [] : request.specs)];
-  const spec = site.spec(args, locked ? [{ name: 'MCPBOX_LOCKFILE', value: locked.lockfile }] : []);
+  const script = ['tree-hash.sh', 'install-common.sh', name].map((s) => sandboxScript(s as Parameters<typeof sandboxScript>[0])).join('\n');
+  const args = ['-c', script, 'mcpbox-install', INSTALL_PREFIX, ...(request.runner === 'uvx' ? [request.python ?? '-'] : []), ...(locked ? [] : request.specs)];
+  const spec = site.spec(args, {
+    ...(locked && { MCPBOX_LOCKFILE: locked.lockfile }),
+    ...(reuse && { MCPBOX_REUSE_DIR: reuse.dir, MCPBOX_REUSE_CONTENT: reuse.content }),
+  });
   site.log.info(locked ? `installing the locked ${locked.name}@${locked.version} (once per image)` : `resolving and installing ${request.specs.join(' ')} (first run only)`);
 
   const watchdog = site.engine.watchdog(spec.name);
   let result: Awaited<ReturnType<InstallSite['engine']['capture']>>;
   try {
-    result = await site.engine.capture(runArgv(spec), { ...engineEnvironment(site.hostEnv, spec), ...site.engineEnv }, 'install');
+    const launch = engineLaunch(spec, site.hostEnv, site.engineEnv, (lines) => site.engine.envFile(lines));
+    result = await site.engine.capture(launch.argv, launch.env, 'install', launch.envFile);
   } finally {
     watchdog.release();
   }
@@ -118,6 +142,9 @@ async function install(site: InstallSite, request: InstallRequest, key: string, 
   if (locked && described.integrity !== locked.integrity) {
     throw new IntegrityError(`integrity mismatch: the locked tree of ${locked.name}@${locked.version} holds ${described.integrity}, but the lock says ${locked.integrity}; refusing to run it`);
   }
+  if (locked && described.executable !== locked.executable) {
+    throw new IntegrityError(`the lock for ${locked.name}@${locked.version} runs ${locked.executable}, but its package's executable is ${described.executable}; refusing to run it`);
+  }
   const entry: LockEntry = {
     runner: request.runner,
     specs: request.specs,
@@ -132,7 +159,16 @@ async function install(site: InstallSite, request: InstallRequest, key: string, 
     pinned: request.pinned,
     resolvedAt: locked?.resolvedAt ?? now.toISOString(),
   };
-  return { entry, record: { volume: site.volume, volumeId: site.volumeId, dir: report.dir, tree: report.tree } };
+  const record: InstallRecord = {
+    volume: site.volume,
+    volumeId: site.volumeId,
+    dir: report.dir,
+    tree: report.tree,
+    signature: report.signature,
+    content: report.content,
+    executable: described.executable,
+  };
+  return { entry, record };
 }
 
 function installFailure(request: InstallRequest, locked: LockEntry | undefined, stderr: string, code: number) {

@@ -1,5 +1,6 @@
 import { constants } from 'node:os';
 import type { DockerEngine, EngineProcess } from './engine/docker.js';
+import type { EnvFile } from './engine/env-file.js';
 import type { EofWatch } from './eof-watch.js';
 import type { Logger } from './log.js';
 
@@ -17,10 +18,12 @@ import type { Logger } from './log.js';
  * mcpbox copies stdin through itself to see its end.
  */
 export interface SuperviseOptions {
-  readonly engine: Pick<DockerEngine, 'run' | 'remove' | 'watchdog'>;
+  readonly engine: Pick<DockerEngine, 'run' | 'remove' | 'watchdog' | 'exitCause'>;
   readonly argv: readonly string[];
-  /** The engine CLI's environment for this run (it carries forwarded values). */
+  /** The engine CLI's environment for this run (never forwarded values: those are in `envFile`). */
   readonly env: Readonly<Record<string, string>>;
+  /** The env file the argv names; removed when the engine CLI exits. */
+  readonly envFile?: EnvFile | undefined;
   readonly name: string;
   readonly stdin: NodeJS.ReadableStream;
   /** Terminal mode: the CLI gets the terminal itself and stays in our process group. */
@@ -40,6 +43,8 @@ export interface SuperviseOptions {
   /** Where the engine's stderr goes when it is held back (default: process.stderr). */
   readonly stderr?: NodeJS.WritableStream;
   readonly signals?: NodeJS.EventEmitter;
+  /** The memory limit, for the message when the server ran out of it. */
+  readonly memory?: string;
 }
 
 export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -64,6 +69,7 @@ export async function supervise(options: SuperviseOptions): Promise<number | 're
     return removal;
   };
 
+  const startedAt = new Date();
   let child: EngineProcess | undefined;
   let ended = false;
   const onEnd = () => {
@@ -85,6 +91,7 @@ export async function supervise(options: SuperviseOptions): Promise<number | 're
     stdin: copyStdin ? 'pipe' : 'inherit',
     stderr: options.verify ? 'pipe' : 'inherit',
     detached: !options.tty,
+    envFile: options.envFile,
   });
   const watchdog = engine.watchdog(name);
   const watch = watchEof?.(onEnd);
@@ -143,8 +150,19 @@ export async function supervise(options: SuperviseOptions): Promise<number | 're
   if (result.signal) await remove(`docker CLI ended by ${result.signal}`);
   if (removal) await removal;
   watchdog.release();
+  // SIGKILL that mcpbox didn't send: say who did, or nobody will know why the server vanished.
+  if (result.exitCode === 137 && !received && !removal) await explainKill(options, startedAt);
 
   if (received && removal) return 128 + constants.signals[received];
   if (typeof result.exitCode === 'number') return result.exitCode;
   return 128 + (result.signal ? constants.signals[result.signal] : 0);
+}
+
+async function explainKill(options: SuperviseOptions, startedAt: Date): Promise<void> {
+  const cause = await options.engine.exitCause(options.name, startedAt);
+  if (cause === 'oom') {
+    options.log.warn(`the server ran out of memory (limit ${options.memory ?? 'unknown'}) and the kernel killed it (exit 137); raise the limit with --memory or the memory setting`);
+  } else if (cause === 'killed') {
+    options.log.warn('the server was killed from outside mcpbox (docker kill or stop, or the engine restarted): exit 137');
+  }
 }

@@ -1,6 +1,5 @@
 import type { Runner, RunnerInvocation } from './runners.js';
-import { parsePythonSpec } from './runners.js';
-import { shortHash } from './sandbox.js';
+import { parseNpmSpec, parsePythonSpec } from './runners.js';
 
 /**
  * Resolve once, start in container time. The first run of a server resolves its package spec to an
@@ -51,11 +50,17 @@ export interface LockFile {
 
 /** Machine-local: where a locked tree is installed, per image and uid (not part of a shared lock). */
 export interface InstallRecord {
+  /** The install volume: written only by this server's install containers. */
   readonly volume: string;
   /** The volume's id label: a recreated volume has lost its installs. */
   readonly volumeId: string;
   readonly dir: string;
   readonly tree: string;
+  /** Fingerprints of the installed files (images/scripts/tree-hash.sh), checked before every start. */
+  readonly signature: string;
+  readonly content: string;
+  /** The executable the launcher starts, as verified against the installed bins. */
+  readonly executable: string;
 }
 
 export const EMPTY_LOCK: LockFile = { lockfileVersion: 1, servers: {} };
@@ -123,11 +128,6 @@ export function lockKey(request: Pick<InstallRequest, 'runner' | 'specs' | 'comm
   return parts.join(' ');
 }
 
-/** Installs of a server live under this prefix in its cache volume, one per image (`<prefix>-<tree>`). */
-export function installPrefix(cacheDir: string, image: string, key: string): string {
-  return `${cacheDir}/pkgs/${shortHash(image, 12)}/${shortHash(key, 12)}`;
-}
-
 export function needsRefresh(entry: Pick<LockEntry, 'pinned' | 'resolvedAt'>, now: Date, intervalHours: number): boolean {
   if (entry.pinned) return false;
   const resolved = Date.parse(entry.resolvedAt);
@@ -137,15 +137,75 @@ export function needsRefresh(entry: Pick<LockEntry, 'pinned' | 'resolvedAt'>, no
 export interface InstallReport {
   readonly tree: string;
   readonly dir: string;
+  readonly signature: string;
+  readonly content: string;
   readonly bins: readonly string[];
   readonly lockfile: string;
 }
 
-/** The install scripts' stdout: three header lines, then the lockfile itself. */
+/** The install scripts' stdout: five header lines, then the lockfile itself. */
 export function parseInstallReport(stdout: string): InstallReport {
-  const header = /^MCPBOX-TREE ([0-9a-f]{64})\nMCPBOX-DIR (\/\S+)\nMCPBOX-BINS ?([^\n]*)\n/.exec(stdout);
+  const header = /^MCPBOX-TREE ([0-9a-f]{64})\nMCPBOX-DIR (\/\S+)\nMCPBOX-STAT ([0-9a-f]{64})\nMCPBOX-CONTENT ([0-9a-f]{64})\nMCPBOX-BINS ?([^\n]*)\n/.exec(stdout);
   if (!header) throw new Error(`the install script reported nothing usable: ${JSON.stringify(stdout.slice(0, 200))}`);
-  return { tree: header[1]!, dir: header[2]!, bins: header[3]!.split(' ').filter(Boolean), lockfile: stdout.slice(header[0].length) };
+  return {
+    tree: header[1]!,
+    dir: header[2]!,
+    signature: header[3]!,
+    content: header[4]!,
+    bins: header[5]!.split(' ').filter(Boolean),
+    lockfile: stdout.slice(header[0].length),
+  };
+}
+
+/**
+ * Why a lock entry can't be installed as it is, or undefined. A lock may come with a repository, so
+ * it is read as untrusted: it must lock what its key asks for, name a plain executable, and hold a
+ * tree of registry packages only (every npm package with a version and an integrity, which npm
+ * checks against what the registry serves; requirements pinned by version and hash, with no option
+ * lines such as --index-url that would fetch from elsewhere). Pure.
+ */
+export function lockEntryProblem(request: InstallRequest, entry: LockEntry, sha256: (text: string) => string): string | undefined {
+  const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+  if (entry.runner !== request.runner || !same(entry.specs, request.specs) || entry.name !== request.name || entry.command !== request.command || entry.python !== request.python) {
+    return `it locks ${entry.runner} ${entry.specs.join(' ')}, not what its key names`;
+  }
+  if (typeof entry.executable !== 'string' || !/^[A-Za-z0-9@_+][A-Za-z0-9@._+-]*$/.test(entry.executable)) return `its executable ${JSON.stringify(entry.executable)} is not a plain command name`;
+  if (typeof entry.lockfile !== 'string' || sha256(entry.lockfile) !== entry.tree) return 'its tree hash does not match its lock file';
+  return request.runner === 'npx' ? npmLockProblem(entry.lockfile, request) : requirementsProblem(entry.lockfile);
+}
+
+function npmLockProblem(lockfile: string, request: Pick<InstallRequest, 'specs'>): string | undefined {
+  let packages: Record<string, { version?: unknown; integrity?: unknown; link?: unknown; inBundle?: unknown; dependencies?: Record<string, unknown> }>;
+  try {
+    packages = (JSON.parse(lockfile) as { packages: typeof packages }).packages;
+    if (typeof packages !== 'object' || packages === null) throw new Error('no "packages"');
+  } catch (error) {
+    return `its package-lock.json does not parse: ${(error as Error).message}`;
+  }
+  const wanted = request.specs.map((spec) => parseNpmSpec(spec).name).sort();
+  const roots = Object.keys(packages['']?.dependencies ?? {}).sort();
+  if (wanted.join(' ') !== roots.join(' ')) return `its package-lock.json installs ${roots.join(', ') || 'nothing'}, not ${wanted.join(', ')}`;
+  for (const [path, entry] of Object.entries(packages)) {
+    if (path === '') continue;
+    if (!path.startsWith('node_modules/') || path.split('/').includes('..')) return `its package-lock.json has an entry at ${path}`;
+    if (entry.link) return `its package-lock.json links ${path} to a local path`;
+    if (entry.inBundle === true) continue; // shipped inside its parent's tarball, which is checked
+    if (typeof entry.version !== 'string' || !/^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?$/.test(entry.version)) return `${path} is not locked to a registry version`;
+    if (typeof entry.integrity !== 'string' || !/^sha(?:256|384|512)-[A-Za-z0-9+/=]+$/.test(entry.integrity)) return `${path} has no registry integrity (not a registry package)`;
+  }
+  return undefined;
+}
+
+const REQUIREMENT_LINE = /^[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[A-Za-z0-9,._ -]*\])?==[^\s;\\]+(?:\s*;[^\\]*)?(?:\s*\\)?$/;
+const HASH_LINE = /^--hash=sha256:[0-9a-f]{64}(?:\s*\\)?$/;
+
+function requirementsProblem(lockfile: string): string | undefined {
+  for (const raw of lockfile.split('\n')) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#') || REQUIREMENT_LINE.test(line) || HASH_LINE.test(line)) continue;
+    return `its requirements.txt holds ${JSON.stringify(line.slice(0, 80))}, which is neither a pinned requirement nor a hash`;
+  }
+  return undefined;
 }
 
 export interface Described {

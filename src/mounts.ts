@@ -54,6 +54,8 @@ const within = (path: string, dir: string) => path === dir || path.startsWith(di
 export function refusalReason(real: string, home: string, fs: Pick<HostFs, 'kind'>): string | undefined {
   if (real === '/') return 'it is the root filesystem';
   if (real === home) return 'it is your whole home directory';
+  // /home, /Users, ~/..: everything in home (credentials included) is inside it.
+  if (within(home, real)) return `it contains your home directory (${home})`;
   if (ENGINE_SOCKETS.test(posix.basename(real)) || fs.kind(real) === 'socket') return 'it is a socket (an engine socket would hand over the host)';
   const system = SYSTEM_DIRS.find((dir) => within(real, dir));
   if (system && !TEMP_DIRS.some((dir) => within(real, dir))) return `it is inside ${system}, a system directory`;

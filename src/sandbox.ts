@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Settings } from './config.js';
+import { DEFAULT_LIMITS, type Settings } from './config.js';
+import { envFileFits } from './engine/env-file.js';
 import type { CaSetup, ForwardedVar } from './env.js';
 import { type MountPlan, NOBODY } from './mounts.js';
 import type { RunnerInvocation } from './runners.js';
@@ -19,15 +20,21 @@ export interface SandboxPolicy {
 }
 
 export const DEFAULT_POLICY: SandboxPolicy = {
-  memory: '2g',
-  cpus: '2',
-  pids: 512,
+  memory: DEFAULT_LIMITS.memory,
+  cpus: DEFAULT_LIMITS.cpus,
+  pids: DEFAULT_LIMITS.pids,
   network: 'bridge',
   tmpSize: '1g',
   homeSize: '256m',
 };
 
 export const HOME_DIR = '/home/mcpbox';
+
+/** Where a server's locked install volume is mounted: written only by its install containers. */
+export const INSTALL_DIR = '/mcpbox/install';
+
+/** What a writable cache volume may hold before installs and unlocked runs refuse to start (see cacheCheck). */
+export const DEFAULT_CACHE_LIMIT = '4g';
 
 /** Label keys; `managed` marks a container (or volume) as mcpbox's. */
 export const LABEL = {
@@ -38,7 +45,7 @@ export const LABEL = {
   runner: 'dev.mcpbox.runner',
   package: 'dev.mcpbox.package',
   version: 'dev.mcpbox.version',
-  /** 'install' for the containers that install packages; absent for servers. */
+  /** 'install' for the containers that install packages (and for install volumes); absent for servers. */
   role: 'dev.mcpbox.role',
   /** mcpbox serve: the server name and the HTTP session a container serves. */
   served: 'dev.mcpbox.served',
@@ -63,8 +70,12 @@ export type Mount =
 export interface ContainerEnvVar {
   readonly name: string;
   readonly value: string;
-  /** 'argv': fixed, non-secret settings written as NAME=VALUE; 'environment': value handed to the engine CLI's env. */
-  readonly via: 'argv' | 'environment';
+  /**
+   * 'argv': fixed, non-secret settings written as NAME=VALUE. 'file': forwarded values, in the env
+   * file only the engine CLI reads (src/engine/env-file.ts). 'environment': mcpbox's own values under
+   * fixed names (an install's lock file), in the CLI's environment.
+   */
+  readonly via: 'argv' | 'file' | 'environment';
 }
 
 export interface ContainerSpec {
@@ -91,10 +102,12 @@ export interface ContainerInput {
   readonly ca: CaSetup;
   /** Variables named with -e, settings.env, and the host's proxy settings. */
   readonly forwarded: readonly ForwardedVar[];
-  /** Variables the engine CLI reads itself: a forwarded one of these can't travel by environment. */
-  readonly engineVars: ReadonlySet<string>;
   readonly tty: boolean;
   readonly user: string;
+  /** The invoking host user (uid, or name where there is none): volumes are never shared between users. */
+  readonly owner: string;
+  /** KiB the writable cache volume may hold; undefined: no check. */
+  readonly cacheLimitKb?: number;
   /** Host paths mounted at their own paths, the args as the server gets them, the working directory. */
   readonly host: Pick<MountPlan, 'binds' | 'args' | 'workdir'>;
   /** Fixed variables that describe the invoking user (USER, LOGNAME) when the server runs as them. */
@@ -103,67 +116,127 @@ export interface ContainerInput {
   readonly command?: {
     readonly entrypoint: string;
     readonly args: readonly string[];
-    /** Mount the cache volume read-only: a locked server can't change its own installed code. */
-    readonly cacheReadonly?: boolean;
+    /**
+     * The server's install volume: read-write for its install containers, read-only for the server
+     * (a locked server can't change its own installed code), never mounted by anything else.
+     */
+    readonly install?: { readonly volume: string; readonly readonly: boolean };
+    /** A throwaway cache (tmpfs) instead of the cache volume: a locked server installs nothing. */
+    readonly cacheTmpfs?: boolean;
     readonly network?: string;
+    /** mcpbox's own values under fixed names (not secrets, not the user's): by the CLI's environment. */
+    readonly env?: Readonly<Record<string, string>>;
   };
+}
+
+/**
+ * An env file holds one line per variable: a value with a line break (a PEM key, say) or longer than
+ * a line may be travels base64-encoded, and this prelude restores it inside before the real command.
+ */
+const DECODE_ENV_PRELUDE =
+  'for n in $MCPBOX_ENCODED_ENV; do v=$(eval "printf %s \\"\\$MCPBOX_ENV_B64_$n\\"" | base64 -d; printf x); export "$n=${v%x}"; unset "MCPBOX_ENV_B64_$n"; done; unset MCPBOX_ENCODED_ENV;';
+
+/**
+ * Where no engine can bound a volume's size (no XFS project quota), this bounds it at start: a run
+ * that may write the cache refuses to start once it holds more than its limit (exit 75, a message).
+ */
+function cacheCheckPrelude(volume: string, limitKb: number): string {
+  return (
+    `u=$(du -sk ${CACHE_DIR} 2>/dev/null | cut -f1); if [ "\${u:-0}" -gt ${limitKb} ]; then ` +
+    `echo "mcpbox: the cache volume ${volume} holds $((u / 1024)) MiB, over its limit of ${Math.floor(limitKb / 1024)} MiB ` +
+    `(hint: docker volume rm ${volume} empties it; the cacheLimit setting raises the limit)" >&2; exit 75; fi;`
+  );
 }
 
 export function containerSpec(input: ContainerInput): ContainerSpec {
   const { invocation, policy } = input;
-  const runner = RUNNERS[invocation.runner];
-  const volume = cacheVolumeName(invocation, input.user);
-  const mounts: Mount[] = [
-    // npx and uv run binaries they unpack under /tmp, so it must allow exec.
-    { type: 'tmpfs', target: '/tmp', options: `rw,exec,nosuid,nodev,size=${policy.tmpSize},mode=1777` },
-    { type: 'tmpfs', target: HOME_DIR, options: `rw,exec,nosuid,nodev,size=${policy.homeSize},mode=1777` },
-    volume
-      ? { type: 'volume', source: volume, target: CACHE_DIR, readonly: input.command?.cacheReadonly ?? false }
-      : { type: 'tmpfs', target: CACHE_DIR, options: `rw,nosuid,nodev,size=${policy.tmpSize},mode=1777` },
-    ...input.ca.mounts.map((m): Mount => ({ type: 'bind', source: m.hostPath, target: m.containerPath, readonly: true })),
-    ...input.host.binds.map((b): Mount => ({ type: 'bind', source: b.source, target: b.target, readonly: b.readonly })),
+  const volume = input.command?.cacheTmpfs ? undefined : cacheVolumeName(invocation, input.user, input.owner);
+  const { env, encoded } = sandboxEnv(input);
+  const entrypoint = input.command?.entrypoint ?? invocation.executable;
+  const args = input.command?.args ?? input.host.args;
+  // sh in front of the command: restore encoded values; check the cache of a run that may grow it.
+  const preludes = [
+    ...(encoded.length > 0 ? [DECODE_ENV_PRELUDE] : []),
+    ...(volume && !input.command && input.cacheLimitKb ? [cacheCheckPrelude(volume, input.cacheLimitKb)] : []),
   ];
-
-  const fixed: Record<string, string> = { HOME: HOME_DIR, ...input.identity, ...runner.cacheEnv, ...runner.quietEnv, ...input.ca.env };
-  const forwardedNames = new Set(input.forwarded.map((v) => v.name));
-  const env: ContainerEnvVar[] = [
-    ...Object.entries(fixed)
-      .filter(([name]) => !forwardedNames.has(name))
-      .map(([name, value]): ContainerEnvVar => ({ name, value, via: 'argv' })),
-    ...input.forwarded.map(
-      ({ name, value }): ContainerEnvVar => ({ name, value, via: input.engineVars.has(name) ? 'argv' : 'environment' }),
-    ),
-  ];
-
   return {
     name: input.name,
     image: input.image,
     labels: input.labels,
     policy: input.command?.network ? { ...policy, network: input.command.network } : policy,
     user: input.user,
-    mounts,
+    mounts: sandboxMounts(input, volume),
     env,
     // The host's working directory when it is mounted; else HOME, where the server may write.
     workdir: input.host.workdir ?? HOME_DIR,
-    entrypoint: input.command?.entrypoint ?? invocation.executable,
-    args: input.command?.args ?? input.host.args,
+    ...(preludes.length > 0 ? { entrypoint: 'sh', args: ['-c', `${preludes.join(' ')} exec "$@"`, 'mcpbox', entrypoint, ...args] } : { entrypoint, args }),
     tty: input.tty,
   };
 }
 
+function sandboxMounts(input: ContainerInput, volume: string | undefined): Mount[] {
+  const { policy } = input;
+  const install = input.command?.install;
+  return [
+    // npx and uv run binaries they unpack under /tmp, so it must allow exec.
+    { type: 'tmpfs', target: '/tmp', options: `rw,exec,nosuid,nodev,size=${policy.tmpSize},mode=1777` },
+    { type: 'tmpfs', target: HOME_DIR, options: `rw,exec,nosuid,nodev,size=${policy.homeSize},mode=1777` },
+    volume
+      ? { type: 'volume', source: volume, target: CACHE_DIR, readonly: false }
+      : { type: 'tmpfs', target: CACHE_DIR, options: `rw,nosuid,nodev,size=${policy.tmpSize},mode=1777` },
+    ...(install ? [{ type: 'volume', source: install.volume, target: INSTALL_DIR, readonly: install.readonly } as const] : []),
+    ...input.ca.mounts.map((m): Mount => ({ type: 'bind', source: m.hostPath, target: m.containerPath, readonly: true })),
+    ...input.host.binds.map((b): Mount => ({ type: 'bind', source: b.source, target: b.target, readonly: b.readonly })),
+  ];
+}
+
+/** Fixed settings by argv; forwarded values by the env file (encoded when a line can't hold them); mcpbox's own by environment. */
+function sandboxEnv(input: ContainerInput): { env: ContainerEnvVar[]; encoded: ForwardedVar[] } {
+  const runner = RUNNERS[input.invocation.runner];
+  const own = input.command?.env ?? {};
+  const fixed: Record<string, string> = {
+    HOME: HOME_DIR,
+    ...input.identity,
+    ...runner.cacheEnv,
+    ...runner.quietEnv,
+    ...input.ca.env,
+    ...(input.cacheLimitKb && { MCPBOX_CACHE_LIMIT_KB: String(input.cacheLimitKb) }),
+  };
+  const overridden = new Set([...input.forwarded.map((v) => v.name), ...Object.keys(own)]);
+  const encoded = input.forwarded.filter((v) => !envFileFits(v.value));
+  const env: ContainerEnvVar[] = [
+    ...Object.entries(fixed)
+      .filter(([name]) => !overridden.has(name))
+      .map(([name, value]): ContainerEnvVar => ({ name, value, via: 'argv' })),
+    ...input.forwarded.map(({ name, value }): ContainerEnvVar =>
+      envFileFits(value) ? { name, value, via: 'file' } : { name: `MCPBOX_ENV_B64_${name}`, value: Buffer.from(value).toString('base64'), via: 'file' },
+    ),
+    ...(encoded.length > 0 ? [{ name: 'MCPBOX_ENCODED_ENV', value: encoded.map((v) => v.name).join(' '), via: 'argv' as const }] : []),
+    ...Object.entries(own).map(([name, value]): ContainerEnvVar => ({ name, value, via: 'environment' })),
+  ];
+  return { env, encoded };
+}
+
 /**
  * One cache volume per set of packages, so one server can't poison the npm or uv cache another
- * server installs from, and per uid, so files one uid cached never block another. Invocations that
- * install nothing get a throwaway tmpfs instead.
+ * server installs from; per invoking user (volume names are engine-wide: another user of the same
+ * engine never shares yours); and per uid inside, so files one uid cached never block another.
+ * Invocations that install nothing get a throwaway tmpfs instead.
  */
-export function cacheVolumeName(invocation: RunnerInvocation, user: string = NOBODY): string | undefined {
+export function cacheVolumeName(invocation: RunnerInvocation, user: string, owner: string): string | undefined {
   if (invocation.packages.length === 0) return undefined;
   const names = [...new Set(invocation.packages.map((p) => p.name))].sort();
-  const key = names.join(' ');
-  const slug = slugify(names.join('+')).slice(0, 48);
-  const uid = user === NOBODY ? '' : `-u${user.split(':')[0]}`;
-  return `mcpbox-${invocation.runner}-${slug}-${shortHash(key)}${uid}`;
+  return `${volumeStem(invocation.runner, names)}-${shortHash(`${names.join(' ')}\0${owner}`)}${uidSuffix(user)}`;
 }
+
+/** A locked server's install volume: per lock key, image, invoking user and uid inside. */
+export function installVolumeName(invocation: RunnerInvocation, lockKey: string, image: string, user: string, owner: string): string {
+  const names = [...new Set(invocation.packages.map((p) => p.name))].sort();
+  return `${volumeStem(invocation.runner, names)}-${shortHash(`${lockKey}\0${image}\0${owner}`)}-install${uidSuffix(user)}`;
+}
+
+const volumeStem = (runner: string, names: readonly string[]) => `mcpbox-${runner}-${slugify(names.join('+')).slice(0, 48)}`;
+const uidSuffix = (user: string) => (user === NOBODY ? '' : `-u${user.split(':')[0]}`);
 
 export function containerName(invocation: RunnerInvocation, random: string): string {
   const first = invocation.packages[0]?.name;

@@ -24,6 +24,10 @@ export interface ServedServer {
 
 export interface ServeConfig {
   readonly servers: readonly ServedServer[];
+  /** Names the Host header may carry (DNS-rebinding protection, src/serve/origin.ts). */
+  readonly allowedHosts?: readonly string[];
+  /** Origins a browser may call from. */
+  readonly allowedOrigins?: readonly string[];
   /** Sessions across all servers. */
   readonly maxSessions: number;
   /** Seconds without a request before a session (and its container) ends. */
@@ -33,7 +37,7 @@ export interface ServeConfig {
 export const SERVE_DEFAULTS = { maxSessions: 64, serverMaxSessions: 16, idleTimeout: 600 } as const;
 const MIN_TOKEN_LENGTH = 16;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const TOP_KEYS = ['mcpServers', 'authTokens', 'maxSessions', 'idleTimeout'];
+const TOP_KEYS = ['mcpServers', 'authTokens', 'maxSessions', 'idleTimeout', 'allowedHosts', 'allowedOrigins'];
 const ENTRY_KEYS = ['command', 'args', 'env', 'authTokens', 'shared', 'maxSessions', 'type'];
 
 export function parseServeConfig(raw: unknown, file: string, env: HostEnv): ServeConfig {
@@ -77,6 +81,15 @@ export function parseServeConfig(raw: unknown, file: string, env: HostEnv): Serv
     return fallback;
   };
 
+  const names = (key: 'allowedHosts' | 'allowedOrigins', pattern: RegExp, example: string): string[] | undefined => {
+    const value = input[key];
+    if (value === undefined) return undefined;
+    if (Array.isArray(value) && value.every((v) => typeof v === 'string' && pattern.test(v))) return value as string[];
+    problem(key, `must be a list like ${example}`);
+    return undefined;
+  };
+  const allowedHosts = names('allowedHosts', /^[A-Za-z0-9.\-[\]:]+$/, '["mcp.example.com"]');
+  const allowedOrigins = names('allowedOrigins', /^https?:\/\/[^/\s]+\/?$/, '["https://app.example.com"]');
   const globalTokens = tokens(input.authTokens, 'authTokens');
   const maxSessions = positive(input.maxSessions, 'maxSessions', SERVE_DEFAULTS.maxSessions);
   const idleTimeout = positive(input.idleTimeout, 'idleTimeout', SERVE_DEFAULTS.idleTimeout);
@@ -141,7 +154,7 @@ export function parseServeConfig(raw: unknown, file: string, env: HostEnv): Serv
     }
   }
   if (problems.length > 0) throw new ConfigError(formatProblems(problems), 'see "Serving over HTTP" in the mcpbox README');
-  return { servers, maxSessions, idleTimeout };
+  return { servers, maxSessions, idleTimeout, ...(allowedHosts && { allowedHosts }), ...(allowedOrigins && { allowedOrigins }) };
 }
 
 function runnerOf(command: unknown): Runner | undefined {

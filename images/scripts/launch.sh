@@ -1,10 +1,12 @@
 # Starts an installed server directly: no resolution, no registry. First checks that the install is
-# the one its lock describes (the hash of its package-lock.json or requirements.txt).
-# Run by mcpbox as:
-#   sh -c "$(cat launch.sh)" mcpbox-launch DIR LOCKFILE TREE EXECUTABLE [ARG...]
+# the one its lock describes (the hash of its package-lock.json or requirements.txt), then that its
+# files are the ones installed: the stat signature recorded at install time (~20 ms), and only when
+# that differs (a volume copied or restored) the content hash (every file read). tree-hash.sh is
+# put in front of this file. Run by mcpbox as:
+#   sh -c "$(cat tree-hash.sh launch.sh)" mcpbox-launch DIR LOCKFILE TREE SIGNATURE CONTENT EXECUTABLE [ARG...]
 set -eu
-dir=$1 lockfile=$2 tree=$3 executable=$4
-shift 4
+dir=$1 lockfile=$2 tree=$3 signature=$4 content=$5 executable=$6
+shift 6
 if [ ! -f "$dir/.mcpbox-install.json" ]; then
   echo "mcpbox: the install at $dir is missing; run: mcpbox update" >&2
   exit 76
@@ -12,6 +14,10 @@ fi
 actual=$(sha256sum "$dir/$lockfile" | cut -d' ' -f1)
 if [ "$actual" != "$tree" ]; then
   echo "mcpbox: integrity mismatch: $dir/$lockfile is not the one mcpbox installed and locked (sha256 $actual, locked $tree); refusing to run it (hint: mcpbox update reinstalls it from the registry)" >&2
+  exit 76
+fi
+if [ "$(stat_signature "$dir")" != "$signature" ] && [ "$(content_hash "$dir")" != "$content" ]; then
+  echo "mcpbox: integrity mismatch: files of the install at $dir changed since mcpbox installed them; refusing to run it (hint: mcpbox update reinstalls it from the registry)" >&2
   exit 76
 fi
 case "$lockfile" in

@@ -1,35 +1,49 @@
-# Installs npm packages once into the cache volume, inside the sandbox (install scripts run here,
-# never on the host), and reports what it installed. Run by mcpbox as:
-#   sh -c "$(cat install-common.sh npx-install.sh)" mcpbox-install PREFIX SPEC...
-# The install is staged beside PREFIX and lands in PREFIX-<first 12 of its tree hash>. With
-# MCPBOX_LOCKFILE set (a locked package-lock.json), that exact tree is installed (npm ci checks every
-# package's integrity) instead of resolving the specs again.
-# stdout: "MCPBOX-TREE <sha256 of package-lock.json>", "MCPBOX-DIR <dir>", "MCPBOX-BINS <names…>",
-# then package-lock.json; everything else goes to stderr.
+# Installs npm packages once into the server's install volume, inside the sandbox (install scripts
+# run here, never on the host), and reports what it installed. Run by mcpbox as:
+#   sh -c "$(cat tree-hash.sh install-common.sh npx-install.sh)" mcpbox-install PREFIX SPEC...
+# First the specs are resolved to a package-lock.json (no install scripts run for that); with
+# MCPBOX_LOCKFILE set (a locked package-lock.json), that one is used instead. The tree is then
+# installed with npm ci, which fetches every package by name and version from the registry and
+# checks its integrity against the lock: `resolved` URLs are dropped first, so a lock can't point a
+# package at a tarball of its choosing. It lands in a directory of its own (install-common.sh,
+# place), unless mcpbox names an intact earlier install of the same tree (reusable).
+# stdout: the report (install-common.sh); everything else goes to stderr.
 set -eu
 prefix=$1
 shift
+cache_check
 # Concurrent first runs of one server share the volume (and, in their own PID namespaces, the PID).
 mkdir -p "$(dirname "$prefix")"
 stage=$(mktemp -d "$prefix.stage-XXXXXX")
 cd "$stage"
 if [ -n "${MCPBOX_LOCKFILE:-}" ]; then
   printf '%s' "$MCPBOX_LOCKFILE" > package-lock.json
-  # npm ci wants the package.json the lock was made from: its root entry says what that held.
-  node -e 'const l=require("./package-lock.json").packages[""]||{};require("fs").writeFileSync("package.json",JSON.stringify({name:"mcpbox-install",private:true,dependencies:l.dependencies||{}}))'
-  npm ci --no-audit --no-fund --no-update-notifier --loglevel=warn 1>&2
 else
   printf '{"name":"mcpbox-install","private":true}\n' > package.json
-  npm install --no-audit --no-fund --no-update-notifier --loglevel=warn "$@" 1>&2
+  npm install --package-lock-only --ignore-scripts --no-audit --no-fund --no-update-notifier --loglevel=warn "$@" 1>&2
 fi
 tree=$(sha256sum package-lock.json | cut -d' ' -f1)
-printf '{"tree":"%s"}\n' "$tree" > .mcpbox-install.json
-cd ..
-final="$prefix-$(printf '%s' "$tree" | cut -c1-12)"
-settle "$stage" "$final" "$tree" package-lock.json
-# Earlier trees of the same server that no run has touched for a day.
-find "$(dirname "$prefix")" -maxdepth 1 -name "$(basename "$prefix")-*" ! -path "$final" -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
-echo "MCPBOX-TREE $tree"
-echo "MCPBOX-DIR $final"
-echo "MCPBOX-BINS $(ls "$final/node_modules/.bin" 2>/dev/null | tr '\n' ' ')"
-cat "$final/package-lock.json"
+if reusable "$tree" package-lock.json; then
+  final=$MCPBOX_REUSE_DIR
+  cd ..
+  rm -rf "$stage"
+else
+  # npm ci wants the package.json the lock was made from (its root entry says what that held) and
+  # installs from a copy without `resolved`; the lock as recorded is put back for the tree check.
+  cp package-lock.json .mcpbox-lock.json
+  node -e '
+    const fs = require("fs");
+    const lock = JSON.parse(fs.readFileSync("package-lock.json", "utf8"));
+    for (const entry of Object.values(lock.packages || {})) delete entry.resolved;
+    fs.writeFileSync("package-lock.json", JSON.stringify(lock, null, 2) + "\n");
+    const root = (lock.packages || {})[""] || {};
+    fs.writeFileSync("package.json", JSON.stringify({ name: "mcpbox-install", private: true, dependencies: root.dependencies || {} }));
+  '
+  npm ci --no-audit --no-fund --no-update-notifier --loglevel=warn 1>&2
+  mv -f .mcpbox-lock.json package-lock.json
+  printf '{"tree":"%s"}\n' "$tree" > .mcpbox-install.json
+  cd ..
+  final=$(place "$stage" "$prefix" "$tree")
+fi
+cleanup_old "$prefix" "$final"
+report "$final" "$tree" package-lock.json "$(ls "$final/node_modules/.bin" 2>/dev/null | tr '\n' ' ')"

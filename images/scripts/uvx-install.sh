@@ -1,17 +1,18 @@
-# Installs a Python tool once into the cache volume, inside the sandbox: uv resolves the requirements
-# to exact versions with hashes, then installs them hash-checked into a (relocatable) virtual
-# environment. Run by mcpbox as:
-#   sh -c "$(cat install-common.sh uvx-install.sh)" mcpbox-install PREFIX PYTHON REQUIREMENT...
-# PYTHON is a --python request or "-" for uv's default. The install is staged beside PREFIX and lands
-# in PREFIX-<first 12 of its tree hash>. With MCPBOX_LOCKFILE set (a locked, hash-pinned
-# requirements.txt), that exact tree is installed instead of resolving again.
-# stdout: "MCPBOX-TREE <sha256 of requirements.txt>", "MCPBOX-DIR <dir>", "MCPBOX-BINS <names…>",
-# then requirements.txt; everything else goes to stderr.
+# Installs a Python tool once into the server's install volume, inside the sandbox: uv resolves the
+# requirements to exact versions with hashes, then installs them hash-checked into a (relocatable)
+# virtual environment. Run by mcpbox as:
+#   sh -c "$(cat tree-hash.sh install-common.sh uvx-install.sh)" mcpbox-install PREFIX PYTHON REQUIREMENT...
+# PYTHON is a --python request or "-" for uv's default. With MCPBOX_LOCKFILE set (a locked,
+# hash-pinned requirements.txt, checked by mcpbox to hold nothing but pins and hashes), that exact
+# tree is installed instead of resolving again. It lands in a directory of its own (install-common.sh,
+# place), unless mcpbox names an intact earlier install of the same tree (reusable).
+# stdout: the report (install-common.sh); everything else goes to stderr.
 set -eu
 prefix=$1
 python=$2
 shift 2
 if [ "$python" = "-" ]; then py=""; else py="--python=$python"; fi
+cache_check
 # Concurrent first runs of one server share the volume (and, in their own PID namespaces, the PID).
 mkdir -p "$(dirname "$prefix")"
 stage=$(mktemp -d "$prefix.stage-XXXXXX")
@@ -23,9 +24,8 @@ else
   uv pip compile $py --quiet --generate-hashes --no-header --no-annotate --output-file requirements.txt requirements.in 1>&2
 fi
 tree=$(sha256sum requirements.txt | cut -d' ' -f1)
-final="$prefix-$(printf '%s' "$tree" | cut -c1-12)"
-# The same tree installed before is kept, unless what is there no longer matches it.
-if [ -f "$final/.mcpbox-install.json" ] && [ "$(sha256sum "$final/requirements.txt" | cut -d' ' -f1)" = "$tree" ]; then
+if reusable "$tree" requirements.txt; then
+  final=$MCPBOX_REUSE_DIR
   cd ..
   rm -rf "$stage"
 else
@@ -35,10 +35,7 @@ else
   uv pip install --quiet --require-hashes --compile-bytecode --python venv/bin/python --requirement requirements.txt 1>&2
   printf '{"tree":"%s"}\n' "$tree" > .mcpbox-install.json
   cd ..
-  settle "$stage" "$final" "$tree" requirements.txt
+  final=$(place "$stage" "$prefix" "$tree")
 fi
-find "$(dirname "$prefix")" -maxdepth 1 -name "$(basename "$prefix")-*" ! -path "$final" -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
-echo "MCPBOX-TREE $tree"
-echo "MCPBOX-DIR $final"
-echo "MCPBOX-BINS $(cd "$final/venv/bin" && for f in *; do [ -f "$f" ] && [ -x "$f" ] && printf '%s ' "$f"; done)"
-cat "$final/requirements.txt"
+cleanup_old "$prefix" "$final"
+report "$final" "$tree" requirements.txt "$(cd "$final/venv/bin" && for f in *; do [ -f "$f" ] && [ -x "$f" ] && printf '%s ' "$f"; done)"

@@ -5,6 +5,7 @@ import { DockerEngine } from '../engine/docker.js';
 import { enginePath, locateEngine } from '../engine/locate.js';
 import type { HostEnv } from '../env.js';
 import type { Logger } from '../log.js';
+import { runtimeDir } from '../paths.js';
 
 /** Everything a command takes from the process, passed in so tests can stand in for it. */
 export interface CommandContext {
@@ -33,7 +34,7 @@ export function openEngine(ctx: Pick<CommandContext, 'env' | 'log'>, settings: S
   const located = locateEngine({ env: ctx.env, configured: settings.docker });
   const env = engineEnvironment(ctx.env, { env: [] });
   env.PATH = enginePath(located.path, ctx.env.PATH);
-  return { engine: new DockerEngine({ bin: located.path, env, log: ctx.log }), env };
+  return { engine: new DockerEngine({ bin: located.path, env, log: ctx.log, runtimeDir: runtimeDir(ctx.env) }), env };
 }
 
 export async function settingsFor(ctx: Pick<CommandContext, 'env' | 'cwd'>): Promise<Settings> {

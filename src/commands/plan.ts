@@ -2,19 +2,20 @@ import { randomBytes } from 'node:crypto';
 import { fstatSync, realpathSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Settings } from '../config.js';
-import { formatProblems, validateSettings } from '../config.js';
-import { ENGINE_ENV } from '../engine/argv.js';
+import { formatProblems, sizeInBytes, validateSettings } from '../config.js';
 import type { DockerEngine } from '../engine/docker.js';
 import { caSetup, type ForwardedVar, proxyVars, resolveForwardedEnv } from '../env.js';
 import { UsageError } from '../errors.js';
 import { chooseImage, type ImageChoice, sandboxScript } from '../images.js';
 import { type LockedServer, lockedServer } from '../installs.js';
-import type { InstallRecord, InstallRequest, LockEntry } from '../lock.js';
+import { type InstallRecord, type InstallRequest, type LockEntry, lockKey } from '../lock.js';
 import type { Logger } from '../log.js';
 import { type HostFs, NOBODY, planMounts, sandboxUser } from '../mounts.js';
 import { type RunnerInvocation, RUNNERS } from '../runners.js';
 import {
   cacheVolumeName,
+  DEFAULT_CACHE_LIMIT,
+  installVolumeName,
   containerLabels,
   containerName,
   type ContainerInput,
@@ -97,9 +98,10 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
     labels: containerLabels(invocation, { pid: ctx.pid, host: hostname(), startedAt: new Date(), version: VERSION }),
     ca,
     forwarded: [...forwarded.vars, ...proxies.filter((v) => !forwardedNames.has(v.name))],
-    engineVars: ENGINE_ENV,
     tty,
     user,
+    owner: hostOwner(ctx),
+    cacheLimitKb: Math.floor(sizeInBytes(settings.cacheLimit ?? DEFAULT_CACHE_LIMIT) / 1024),
     host,
     ...(user !== NOBODY && ctx.username && { identity: { USER: ctx.username, LOGNAME: ctx.username } }),
   };
@@ -112,32 +114,57 @@ export function respec(plan: RunPlan, overrides: Partial<ContainerInput>): RunPl
   return { ...plan, input, spec: containerSpec(input) };
 }
 
-/** A locked server: the installed executable, started directly after the launcher checks the tree. */
+/** The invoking host user, for volume names: the uid, or the user name where there is none (Windows). */
+export function hostOwner(ctx: Pick<CommandContext, 'uid' | 'username'>): string {
+  return ctx.uid !== undefined ? String(ctx.uid) : (ctx.username ?? 'user');
+}
+
+/** The install volume of a locked request in this plan's image, for this plan's user. */
+export function installVolume(plan: RunPlan, request: InstallRequest): string {
+  return installVolumeName(plan.input.invocation, lockKey(request), plan.spec.image, plan.spec.user, plan.input.owner);
+}
+
+/**
+ * A locked server: the installed executable, started directly after the launcher checks the tree
+ * (its lock file, then the fingerprints of its files). Its install volume is read-only; its cache a
+ * throwaway: a locked server installs nothing.
+ */
 export function launchSpec(plan: RunPlan, request: InstallRequest, entry: LockEntry, record: InstallRecord): ContainerSpec {
   const lockfile = request.runner === 'npx' ? 'package-lock.json' : 'requirements.txt';
   const serverArgs = plan.input.host.args.slice(request.serverArgsFrom);
+  const script = `${sandboxScript('tree-hash.sh')}\n${sandboxScript('launch.sh')}`;
   return containerSpec({
     ...plan.input,
     command: {
       entrypoint: 'sh',
-      args: ['-c', sandboxScript('launch.sh'), 'mcpbox-launch', record.dir, lockfile, record.tree, entry.executable, ...serverArgs],
-      cacheReadonly: true,
+      args: ['-c', script, 'mcpbox-launch', record.dir, lockfile, record.tree, record.signature, record.content, entry.executable, ...serverArgs],
+      install: { volume: record.volume, readonly: true },
+      cacheTmpfs: true,
     },
   });
 }
 
-/** The install container: no host files, no variables but the proxies, and a network to reach the registry. */
-export function installSpec(plan: RunPlan, args: readonly string[], extraEnv: readonly ForwardedVar[]): ContainerSpec {
+/**
+ * The install container: no host files, no variables but the proxies, a network to reach the
+ * registry, the cache volume and the install volume, both writable.
+ */
+export function installSpec(plan: RunPlan, volume: string, args: readonly string[], installEnv: Readonly<Record<string, string>>): ContainerSpec {
   const { input } = plan;
   return containerSpec({
     ...input,
     name: `${input.name}-install`,
     labels: { ...input.labels, [LABEL.role]: 'install' },
-    forwarded: [...plan.proxies, ...extraEnv],
+    forwarded: plan.proxies,
     tty: false,
     host: { binds: [], args: [], workdir: undefined },
     identity: {},
-    command: { entrypoint: 'sh', args, network: input.policy.network === 'none' ? 'bridge' : input.policy.network },
+    command: {
+      entrypoint: 'sh',
+      args,
+      network: input.policy.network === 'none' ? 'bridge' : input.policy.network,
+      env: installEnv,
+      install: { volume, readonly: false },
+    },
   });
 }
 
@@ -209,41 +236,54 @@ export async function prepare(
 ): Promise<{ server?: LockedServer }> {
   const { image } = plan.spec;
   const { invocation } = plan.input;
-  const volume = cacheVolumeName(invocation, plan.spec.user);
-  const inspected = await engine.inspect(volume ? [image, volume] : [image]);
-  if (inspected.missing.has(image)) {
-    if (plan.choice.build) {
-      options.log.info(`building ${image} from ${plan.choice.build.context} on ${plan.choice.build.base} (first use only)`);
-      await engine.build({
-        tag: image,
-        context: plan.choice.build.context,
-        buildArgs: { BASE_IMAGE: plan.choice.build.base },
-        labels: { [LABEL.managed]: 'true', 'dev.mcpbox.base-image': plan.choice.build.base },
-      });
-    } else {
-      options.log.info(`pulling ${image}`);
-      await engine.pull(image);
+  const cache = cacheVolumeName(invocation, plan.spec.user, plan.input.owner);
+  const install = locked && cache ? installVolume(plan, locked.request) : undefined;
+  const volumes = [cache, install].filter((v): v is string => v !== undefined);
+  const inspected = await engine.inspect([image, ...volumes]);
+  if (inspected.missing.has(image)) await provideImage(engine, plan, options.log);
+  const ids = new Map<string, string>();
+  for (const volume of volumes) {
+    const known = inspected.volumeIds.get(volume);
+    if (known && !inspected.missing.has(volume)) {
+      ids.set(volume, known);
+      continue;
     }
+    const role: Record<string, string> = volume === install ? { [LABEL.role]: 'install' } : {};
+    const labels = { volume: { [LABEL.managed]: 'true', [LABEL.runner]: invocation.runner, ...role }, container: plan.spec.labels };
+    ids.set(volume, await engine.prepareVolume(volume, image, labels, plan.input.cacheLimitKb));
   }
-  let volumeId = volume ? inspected.volumeIds.get(volume) : undefined;
-  if (volume && inspected.missing.has(volume)) {
-    volumeId = await engine.prepareVolume(volume, image, { volume: { [LABEL.managed]: 'true', [LABEL.runner]: invocation.runner }, container: plan.spec.labels });
-  }
-  if (!locked || !volume || !volumeId) return {};
+  if (!locked || !install) return {};
   const server = await lockedServer(
     {
       engine,
       engineEnv,
       hostEnv: options.hostEnv,
       image,
-      volume,
-      volumeId,
+      volume: install,
+      volumeId: ids.get(install)!,
       user: plan.spec.user,
       log: options.log,
-      spec: (installArgs, extraEnv) => installSpec(plan, installArgs, extraEnv),
+      spec: (installArgs, installEnv) => installSpec(plan, install, installArgs, installEnv),
     },
     locked.request,
     { lockPath: locked.lockPath, stateDir: options.stateDir, intervalHours: options.intervalHours, now: new Date(), ...(options.force && { force: true }) },
   );
   return { server };
+}
+
+/** Builds mcpbox's default image, or pulls a chosen one. */
+async function provideImage(engine: DockerEngine, plan: RunPlan, log: Logger): Promise<void> {
+  const { image } = plan.spec;
+  if (plan.choice.build) {
+    log.info(`building ${image} from ${plan.choice.build.context} on ${plan.choice.build.base} (first use only)`);
+    await engine.build({
+      tag: image,
+      context: plan.choice.build.context,
+      buildArgs: { BASE_IMAGE: plan.choice.build.base },
+      labels: { [LABEL.managed]: 'true', 'dev.mcpbox.base-image': plan.choice.build.base },
+    });
+  } else {
+    log.info(`pulling ${image}`);
+    await engine.pull(image);
+  }
 }

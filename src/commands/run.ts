@@ -1,6 +1,6 @@
 import { join as shellJoin } from 'shlex';
 import { applyPackagePolicies } from '../config.js';
-import { engineEnvironment, runArgv } from '../engine/argv.js';
+import { engineLaunch, runArgv } from '../engine/argv.js';
 import { locateEngine } from '../engine/locate.js';
 import { eofWatcher } from '../eof-watch.js';
 import { type InstallRequest, installRequest, lockKey, needsRefresh } from '../lock.js';
@@ -9,7 +9,8 @@ import { supervise } from '../lifecycle.js';
 import { stateDir } from '../paths.js';
 import { hostProbe } from '../processes.js';
 import { parseRunnerArgs } from '../runners.js';
-import { cacheVolumeName, type ContainerSpec } from '../sandbox.js';
+import type { ContainerSpec } from '../sandbox.js';
+import { installedAsLocked } from '../installs.js';
 import { sweepSoon } from '../sweep.js';
 import { type CommandContext, openEngine, settingsFor } from './context.js';
 import { launchSpec, planRun, prepare, type RunFlags, withFlags } from './plan.js';
@@ -44,37 +45,41 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
 
   const { engine, env: engineEnv } = openEngine(ctx, settings);
   const { image } = plan.spec;
-  const volume = cacheVolumeName(invocation, plan.spec.user);
   const intervalHours = settings.updateInterval ?? 24;
   sweepSoon(engine, hostProbe(), ctx.log, state);
   const watchEof = eofWatcher(ctx.env);
-  const start = (spec: ContainerSpec, verify?: () => Promise<'ok' | 'retry'>) =>
-    supervise({
+  const start = (spec: ContainerSpec, verify?: () => Promise<'ok' | 'retry'>) => {
+    // The engine CLI's own environment (PATH with its directory first); values go in the env file.
+    const launch = engineLaunch(spec, ctx.env, engineEnv, (lines) => engine.envFile(lines));
+    return supervise({
       engine,
-      argv: runArgv(spec),
-      // The engine CLI's own environment (PATH with its directory first) plus the forwarded values.
-      env: { ...engineEnvironment(ctx.env, spec), ...engineEnv },
+      argv: launch.argv,
+      env: launch.env,
+      envFile: launch.envFile,
       name: spec.name,
       stdin: ctx.stdin,
       tty: spec.tty,
       stopOnEof: flags.stopOnEof && plan.client,
       graceMs: (settings.grace ?? 2) * 1000,
+      memory: spec.policy.memory,
       log: ctx.log,
       watchEof,
       ...(verify && { verify }),
     });
+  };
 
   // Warm start: locked, installed here, not due for a refresh. The server starts at once, and the
   // image and cache volume are checked while the container comes up (a missing image fails before
   // anything reads the client's input, so the slow path below can take over).
-  const installed = request && lock && volume && !plan.spec.tty ? installedServer(request, lock.path, state, image, plan.spec.user) : undefined;
+  const installed = request && lock && !plan.spec.tty ? installedServer(request, lock.path, state, image, plan.spec.user) : undefined;
   const warm = installed && !needsRefresh(installed.entry, new Date(), intervalHours) ? installed : undefined;
-  if (warm && volume) {
+  if (warm) {
     let why = '';
+    const volume = warm.record.volume;
     const verify = () => engine.inspect([image, volume]).then(({ missing, volumeIds }) => {
       if (missing.has(image)) why = `the image ${image} is gone (nothing was read from the client yet)`;
       else if (volumeIds.get(volume) !== warm.record.volumeId) {
-        why = `the cache volume ${volume} was removed or recreated since the last run, so its install is gone; the client's first message went to this failed start (if the client is still waiting, restart the server)`;
+        why = `the install volume ${volume} was removed or recreated since the last run, so its install is gone; the client's first message went to this failed start (if the client is still waiting, restart the server)`;
       }
       return why ? 'retry' : 'ok';
     });
@@ -106,6 +111,6 @@ function installedServer(request: InstallRequest, lockPath: string, state: strin
   const key = lockKey(request);
   const entry = readLock(lockPath).servers[key];
   const record = readInstalls(state)[installKey(key, image, user)];
-  return entry && record && record.tree === entry.tree ? { entry, record } : undefined;
+  return entry && record && installedAsLocked(record, entry) ? { entry, record } : undefined;
 }
 

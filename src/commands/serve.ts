@@ -5,7 +5,7 @@ import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { applyPackagePolicies } from '../config.js';
-import { engineEnvironment, runArgv } from '../engine/argv.js';
+import { engineLaunch } from '../engine/argv.js';
 import { ConfigError, UsageError } from '../errors.js';
 import { installRequest } from '../lock.js';
 import { findLock } from '../lock-files.js';
@@ -16,6 +16,7 @@ import { LABEL } from '../sandbox.js';
 import { type ServedServer, parseServeConfig } from '../serve-config.js';
 import { authorize, tokenDigest } from '../serve/auth.js';
 import { ContainerChannel } from '../serve/channel.js';
+import { originPolicy, rebindingRefusal } from '../serve/origin.js';
 import { type Backend, PrivateBackend, Session, SharedBackend } from '../serve/sessions.js';
 import { removeStale } from '../sweep.js';
 import { VERSION } from '../version.js';
@@ -100,7 +101,8 @@ export async function serve(flags: ServeFlags, ctx: CommandContext): Promise<num
       labels: { ...target.plan.input.labels, [LABEL.startedAt]: new Date().toISOString(), [LABEL.served]: target.server.name, [LABEL.session]: session },
     });
     const spec = target.launch(plan);
-    const channel = new ContainerChannel(engine, runArgv(spec), { ...engineEnvironment(ctx.env, spec), ...engineEnv }, spec.name);
+    const launch = engineLaunch(spec, ctx.env, engineEnv, (lines) => engine.envFile(lines));
+    const channel = new ContainerChannel(engine, launch, spec.name);
     channel.onstderr = (line) => log('server-stderr', { server: target.server.name, session: short(session), line }, `[${target.server.name} ${short(session)}] ${line}`);
     return channel;
   };
@@ -144,10 +146,19 @@ export async function serve(flags: ServeFlags, ctx: CommandContext): Promise<num
     });
   });
 
+  const origins = originPolicy(flags.host, config);
+
   async function handle(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', 'http://mcpbox');
     if (url.pathname === '/healthz') {
       reply(res, 200, { status: 'ok', version: VERSION });
+      return;
+    }
+    // Before anything else: a page that rebound its name to this address gets nothing.
+    const refused = rebindingRefusal(origins, req.headers.host, header(req, 'origin'));
+    if (refused) {
+      log('refused', { reason: refused }, `refused a request: ${refused}`);
+      reply(res, 403, { error: refused });
       return;
     }
     const match = /^\/servers\/([^/]+)\/(mcp|sse|messages)$/.exec(url.pathname);

@@ -105,16 +105,29 @@ function editFile(action: 'wrap' | 'unwrap', file: string, client: ClientName | 
   }
   const backup = `${real}.mcpbox-${new Date().toISOString().replace(/[:.]/g, '-')}.bak`;
   copyFileSync(real, backup);
-  writeAtomically(real, next);
+  try {
+    replaceIfUnchanged(real, next, text);
+  } catch (error) {
+    rmSync(backup, { force: true });
+    throw error;
+  }
   writeRecords(recordsFile, real, records);
   out(`  backup: ${backup}`);
 }
 
-function writeAtomically(path: string, text: string) {
+/**
+ * Replaces the file with `text`, unless it no longer holds `expected` (the client, or you, saved it
+ * while mcpbox was editing it): then nothing is replaced and the edit wins.
+ */
+export function replaceIfUnchanged(path: string, text: string, expected: string) {
   const mode = statSync(path).mode & 0o7777;
   const temp = `${path}.mcpbox-${process.pid}.tmp`;
   writeFileSync(temp, text, { mode });
   chmodSync(temp, mode);
+  if (readFileSync(path, 'utf8') !== expected) {
+    rmSync(temp, { force: true });
+    throw new ClientConfigError(`${path} changed while mcpbox was editing it; left as it is now`, 'run the command again');
+  }
   renameSync(temp, path);
 }
 

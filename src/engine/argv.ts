@@ -1,11 +1,14 @@
 import type { ContainerSpec, Mount } from '../sandbox.js';
+import type { EnvFile, EnvLine } from './env-file.js';
 
 /**
  * ContainerSpec → `docker run` argv. Pure. Every hardening flag is here, in one place, and the full
  * argv of a default run is pinned by a snapshot test.
  */
-export function runArgv(spec: ContainerSpec): string[] {
+export function runArgv(spec: ContainerSpec, envFile?: string): string[] {
   const { policy } = spec;
+  // Without an env file (a dry run), forwarded values are shown as `--env NAME`: the command as one would type it.
+  const fromFile = spec.env.filter((v) => v.via === 'file');
   const argv = [
     'run',
     '--rm',
@@ -33,7 +36,8 @@ export function runArgv(spec: ContainerSpec): string[] {
     '--network',
     policy.network,
     ...spec.mounts.flatMap(mountArgs),
-    ...spec.env.flatMap((v) => ['--env', v.via === 'argv' ? `${v.name}=${v.value}` : v.name]),
+    ...spec.env.flatMap((v) => (v.via === 'argv' ? ['--env', `${v.name}=${v.value}`] : v.via === 'file' && envFile ? [] : ['--env', v.name])),
+    ...(envFile && fromFile.length > 0 ? ['--env-file', envFile] : []),
     '--workdir',
     spec.workdir,
     // Images are prepared before the run; never let `run` pull behind our back.
@@ -63,7 +67,12 @@ function mountField(fields: string[]): string {
   return fields.map((f) => (/[",]/.test(f) ? `"${f.replaceAll('"', '""')}"` : f)).join(',');
 }
 
-/** Environment for the engine CLI: its own configuration plus the values behind `--env NAME`. */
+/** The lines of a spec's env file: every forwarded value. */
+export function envFileLines(spec: Pick<ContainerSpec, 'env'>): EnvLine[] {
+  return spec.env.filter((v) => v.via === 'file').map(({ name, value }) => ({ name, value }));
+}
+
+/** Environment for the engine CLI: its own configuration plus mcpbox's own fixed-name values (never forwarded ones). */
 export function engineEnvironment(
   hostEnv: Readonly<Record<string, string | undefined>>,
   spec: Pick<ContainerSpec, 'env'>,
@@ -112,3 +121,21 @@ export const ENGINE_ENV: ReadonlySet<string> = new Set([
   'TEMP',
   'TMP',
 ]);
+
+/** What starting a spec takes: the argv, the CLI's environment and the env file holding the values. */
+export interface EngineLaunch {
+  readonly argv: string[];
+  readonly env: Record<string, string>;
+  readonly envFile: EnvFile | undefined;
+}
+
+export function engineLaunch(
+  spec: ContainerSpec,
+  hostEnv: Readonly<Record<string, string | undefined>>,
+  engineEnv: Readonly<Record<string, string>>,
+  openFile: (lines: readonly EnvLine[]) => EnvFile,
+): EngineLaunch {
+  const lines = envFileLines(spec);
+  const envFile = lines.length > 0 ? openFile(lines) : undefined;
+  return { argv: runArgv(spec, envFile?.path), env: { ...engineEnvironment(hostEnv, spec), ...engineEnv }, envFile };
+}

@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import { type ManagedContainer, parsePs, PS_FORMAT } from '../containers.js';
 import { LABEL } from '../sandbox.js';
 import { engineFailure, missingObjects } from './diagnose.js';
+import { type EnvFile, type EnvLine, openEnvFile } from './env-file.js';
 
 /**
  * The one module that spawns the engine. Each method is one docker CLI call, given argv (never a
@@ -22,6 +23,8 @@ export interface EngineOptions {
   readonly log: Logger;
   /** How long a query may take before the engine counts as not answering. */
   readonly timeoutMs?: number;
+  /** A private directory (mode 0700) for the env files that carry values to containers. */
+  readonly runtimeDir: string;
 }
 
 export type RunStdin = 'pipe' | 'inherit';
@@ -51,12 +54,21 @@ export class DockerEngine {
   readonly #env: Readonly<Record<string, string>>;
   readonly #log: Logger;
   readonly #timeoutMs: number;
+  readonly #runtimeDir: string;
+  /** Whether the engine can size-limit volumes; learned on the first volume mcpbox creates. */
+  #quota: boolean | undefined;
 
   constructor(options: EngineOptions) {
     this.bin = options.bin;
     this.#env = options.env;
     this.#log = options.log;
     this.#timeoutMs = options.timeoutMs ?? 20_000;
+    this.#runtimeDir = options.runtimeDir;
+  }
+
+  /** An env file for `--env-file`, closed (removed) by the call that uses it when the CLI exits. */
+  envFile(lines: readonly EnvLine[]): EnvFile {
+    return openEnvFile(this.#runtimeDir, lines);
   }
 
   /** A short query. Engine-level failures (not found, not answering) throw; others come back. */
@@ -108,9 +120,13 @@ export class DockerEngine {
    * Runs a container to completion (an install), capturing its stdout and relaying its stderr to
    * ours line by line; the engine CLI's environment carries the values of `--env NAME`.
    */
-  async capture(argv: readonly string[], env: Readonly<Record<string, string>>, label: string): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-    const result = await this.#stream(argv, env, label, 'stderr');
-    return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.lines.join('\n') };
+  async capture(argv: readonly string[], env: Readonly<Record<string, string>>, label: string, envFile?: EnvFile): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    try {
+      const result = await this.#stream(argv, env, label, 'stderr');
+      return { exitCode: result.exitCode, stdout: result.stdout, stderr: result.lines.join('\n') };
+    } finally {
+      envFile?.close();
+    }
   }
 
   /**
@@ -202,10 +218,15 @@ export class DockerEngine {
    * (sticky, mode 1777). That capability is FOWNER: a run started at the same moment in the default
    * image may have given the volume that image's owner (65534) already.
    */
-  async prepareVolume(volume: string, image: string, labels: { volume: Record<string, string>; container: Record<string, string> }): Promise<string> {
+  async prepareVolume(volume: string, image: string, labels: { volume: Record<string, string>; container: Record<string, string> }, limitKb?: number): Promise<string> {
     const labelArgs = (map: Record<string, string>) => Object.entries(map).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
     const id = randomUUID();
-    await this.#query(['volume', 'create', ...labelArgs({ ...labels.volume, [VOLUME_ID]: id }), volume]);
+    const create = ['volume', 'create', ...labelArgs({ ...labels.volume, [VOLUME_ID]: id })];
+    // A size-limited volume where the engine can (local driver on XFS with project quota); elsewhere
+    // the runs that write it check its size at start (src/sandbox.ts).
+    const limited = limitKb && this.#quota !== false ? await this.#query([...create, '--opt', `size=${limitKb}k`, volume]) : undefined;
+    if (limited && limited.exitCode !== 0 && /quota/i.test(limited.stderr)) this.#quota = false;
+    if (!limited || limited.exitCode !== 0) await this.#query([...create, volume]);
     const target = '/mcpbox-volume';
     const result = await this.#query(
       [
@@ -236,7 +257,10 @@ export class DockerEngine {
    * client, no copy. stderr is piped only when asked (to hold the engine's own messages back while a
    * warm start is being checked).
    */
-  run(argv: readonly string[], options: { env: Readonly<Record<string, string>>; stdin: RunStdin; stderr?: 'inherit' | 'pipe'; detached: boolean }): EngineProcess {
+  run(
+    argv: readonly string[],
+    options: { env: Readonly<Record<string, string>>; stdin: RunStdin; stderr?: 'inherit' | 'pipe'; detached: boolean; envFile?: EnvFile | undefined },
+  ): EngineProcess {
     const child = spawn(this.bin, argv, {
       env: options.env,
       stdio: [options.stdin, 'inherit', options.stderr ?? 'inherit'],
@@ -250,13 +274,15 @@ export class DockerEngine {
       // 'close': the process has exited and its piped stderr is drained.
       child.once('close', (exitCode, signal) => resolve({ exitCode, signal }));
     });
+    void exit.finally(() => options.envFile?.close()).catch(() => {});
     return { pid: child.pid, stdin: child.stdin, stderr: child.stderr, kill: (signal) => child.kill(signal), exit };
   }
 
   /** `docker run` with stdin, stdout and stderr piped: for serve, where messages go through mcpbox. */
-  spawnPiped(argv: readonly string[], env: Readonly<Record<string, string>>): ChildProcessWithoutNullStreams {
+  spawnPiped(argv: readonly string[], env: Readonly<Record<string, string>>, envFile?: EnvFile): ChildProcessWithoutNullStreams {
     const child = spawn(this.bin, argv, { env, stdio: 'pipe', detached: true, windowsHide: true });
-    child.on('error', () => {});
+    child.on('error', () => envFile?.close());
+    child.once('close', () => envFile?.close());
     return child;
   }
 
@@ -272,6 +298,19 @@ export class DockerEngine {
     if (names.length === 0) return;
     const result = await this.#query(['stop', '--time', String(Math.ceil(seconds)), ...names], (seconds + 30) * 1000);
     if (result.exitCode !== 0 && !/No such container/i.test(result.stderr)) throw unexpected('stop', result.stderr);
+  }
+
+  /**
+   * Why a container that exited 137 was killed, when mcpbox didn't kill it: the engine's event log
+   * keeps the container's `oom` and `kill` events after --rm removed it. One short query, only then.
+   */
+  async exitCause(name: string, since: Date): Promise<'oom' | 'killed' | undefined> {
+    const result = await this.#query(
+      ['events', '--since', String(Math.floor(since.getTime() / 1000) - 1), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', `container=${name}`, '--filter', 'event=oom', '--filter', 'event=kill', '--format', '{{.Action}}'],
+      5_000,
+    ).catch(() => undefined);
+    const actions = result?.stdout.split('\n') ?? [];
+    return actions.includes('oom') ? 'oom' : actions.some((a) => a.startsWith('kill')) ? 'killed' : undefined;
   }
 
   /** Force-removes containers; ones already gone are fine. */

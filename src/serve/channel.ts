@@ -1,6 +1,7 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { EngineLaunch } from '../engine/argv.js';
 import type { DockerEngine } from '../engine/docker.js';
 
 /**
@@ -20,10 +21,10 @@ export class ContainerChannel {
   readonly #exited: Promise<number | null>;
   #closing: Promise<void> | undefined;
 
-  constructor(engine: Pick<DockerEngine, 'spawnPiped' | 'remove'>, argv: readonly string[], env: Readonly<Record<string, string>>, name: string) {
+  constructor(engine: Pick<DockerEngine, 'spawnPiped' | 'remove'>, launch: EngineLaunch, name: string) {
     this.name = name;
     this.#engine = engine;
-    this.#child = engine.spawnPiped(argv, env);
+    this.#child = engine.spawnPiped(launch.argv, launch.env, launch.envFile);
     const buffer = new ReadBuffer();
     this.#child.stdout.on('data', (chunk: Buffer) => {
       buffer.append(chunk);

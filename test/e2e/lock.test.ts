@@ -96,7 +96,7 @@ describe.skipIf(!engine)('npx: resolve once, then start the locked install direc
   it('an install whose tree changed under its lock is refused (exit 76), not run', async () => {
     const record = Object.entries(installsOf(state)).find(([k]) => k.startsWith(`${key} |`))![1];
     const image = /\s(mcpbox\/npx:[0-9a-f]+)\s/.exec((await mcpbox(['run', '--dry-run', 'npx', '-y', EVERYTHING], { env })).stdout)![1]!;
-    const tamper = await docker(['run', '--rm', '--user', '0', '--mount', `type=volume,source=${record.volume},target=/mcpbox/cache`, '--entrypoint', 'sh', image, '-c', `echo ' ' >> ${record.dir}/package-lock.json`]);
+    const tamper = await docker(['run', '--rm', '--user', '0', '--mount', `type=volume,source=${record.volume},target=/mcpbox/install`, '--entrypoint', 'sh', image, '-c', `echo ' ' >> ${record.dir}/package-lock.json`]);
     expect(tamper.exitCode, tamper.stderr).toBe(0);
     const refused = await mcpbox(['run', 'npx', '-y', EVERYTHING], { env, input: INITIALIZE });
     expect(refused.exitCode).toBe(76);

@@ -1,8 +1,10 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { split } from 'shlex';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseRunnerArgs } from '../../src/runners.js';
 import { cacheVolumeName } from '../../src/sandbox.js';
+import { NOBODY } from '../../src/mounts.js';
 import {
   childrenOf,
   connect,
@@ -80,14 +82,17 @@ describe.skipIf(!engine)('mcpbox run npx: a real server, confined', () => {
     expect(environ).toContain('PASSED_INLINE=inline-secret-value');
   });
 
-  it('secret values never appear in the engine argv', async () => {
+  it('secret values never appear in the engine argv, nor in its environment; their env file is gone', async () => {
     const engineCli = childrenOf(session.pid).find((c) => c.argv.includes('run') && c.argv.includes('--rm'));
     expect(engineCli, 'the docker run process').toBeDefined();
     const argv = engineCli!.argv.join(' ');
-    expect(argv).toContain('--env PASSED_FROM_ENV');
-    expect(argv).toContain('--env PASSED_INLINE');
+    const envFile = engineCli!.argv[engineCli!.argv.indexOf('--env-file') + 1]!;
+    expect(envFile).toMatch(/\/mcpbox(?:\/run)?\/env-\d+-[0-9a-f]+$/);
     expect(argv).not.toContain('from-env-secret-value');
     expect(argv).not.toContain('inline-secret-value');
+    const environ = readFileSync(`/proc/${engineCli!.pid}/environ`, 'utf8');
+    expect(environ).not.toContain('secret-value');
+    expect(existsSync(envFile)).toBe(false);
   });
 
   it('no engine socket is visible', async () => {
@@ -153,7 +158,7 @@ describe.skipIf(!engine)('images, networks, exit codes', () => {
   it('works in a stock image whose directories are root-owned, with a fresh cache volume', async () => {
     // A stock Node image (in CI: the bootstrap's, which is what node:22 is, built without a registry).
     const stock = process.env.MCPBOX_NPX_BASE_IMAGE || 'node:22-bookworm-slim';
-    const volume = cacheVolumeName(parseRunnerArgs('npx', ['-y', EVERYTHING]))!;
+    const volume = cacheVolumeName(parseRunnerArgs('npx', ['-y', EVERYTHING]), NOBODY, String(process.getuid?.() ?? 'user'))!;
     await docker(['volume', 'rm', '--force', volume]);
     const session = await connect(['--image', stock, 'npx', '-y', EVERYTHING]);
     try {

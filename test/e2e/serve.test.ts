@@ -135,6 +135,27 @@ describe.skipIf(!engine)('mcpbox serve: sandboxed servers over Streamable HTTP a
     expect((await containersOf(served.pid)).length).toBe(before);
   });
 
+  it('DNS rebinding: a foreign Host or Origin gets 403 before the token is even looked at, and no container', async () => {
+    const { request } = await import('node:http');
+    const send = (headers: Record<string, string>) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port: served.port, path: '/servers/everything/mcp', method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', Authorization: `Bearer ${TOKEN}`, ...headers } }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '0' } } }));
+      });
+    const before = (await containersOf(served.pid)).length;
+    const rebound = await send({ Host: `attacker.example:${served.port}` });
+    expect([rebound.status, JSON.parse(rebound.body).error]).toEqual([403, `Host "attacker.example:${served.port}" is not one this server answers to (allowedHosts)`]);
+    const origin = await send({ Origin: 'https://attacker.example' });
+    expect([origin.status, JSON.parse(origin.body).error]).toEqual([403, 'Origin "https://attacker.example" is not allowed (allowedOrigins)']);
+    expect((await containersOf(served.pid)).length).toBe(before);
+    expect(served.events().some((e) => e.event === 'refused')).toBe(true);
+  });
+
   it("a server's own tokens replace the global ones", async () => {
     await expect(connect(served, 'other-token', 'http', TOKEN)).rejects.toThrow();
     const session = await connect(served, 'other-token', 'http', OTHER);

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { applyPackagePolicies, formatProblems, mergeSettings, projectProblems, secretEntries, validateSettings } from '../../src/config.js';
+import { applyPackagePolicies, formatProblems, mergeSettings, narrowSettings, projectProblems, secretEntries, type Settings, validateSettings } from '../../src/config.js';
 
 const problemsOf = (raw: unknown) => validateSettings(raw, '/home/me/.config/mcpbox/config.json').problems.map((p) => `${p.key}: ${p.message}`);
 
@@ -36,6 +36,10 @@ describe('settings validation', () => {
     ['images not a map', { images: 'node' }, 'images: must be an object'],
     ['image for unknown runner', { images: { bunx: 'x' } }, 'images.bunx: unknown runner'],
     ['empty image', { images: { npx: ' ' } }, 'images.npx: must be an image name'],
+    ['image that reads as a flag', { images: { npx: '--privileged' } }, 'images.npx: must be an image name'],
+    ['base image that reads as a flag', { baseImages: { uvx: '-v/:/host' } }, 'baseImages.uvx: must be an image name'],
+    ['package image that reads as a flag', { packages: { p: { image: '--privileged' } } }, 'packages.p.image: must be an image name'],
+    ['memory 0 (no limit to the engine)', { memory: '0' }, 'memory: must be a size like "512m" or "2g"'],
     ['empty docker path', { docker: '' }, 'docker: must be the path'],
   ])('%s', (_label, raw, problem) => {
     expect(problemsOf(raw).join('\n')).toContain(problem);
@@ -110,7 +114,13 @@ describe('secrets and project files', () => {
     expect(secretEntries({ env: ['A', 'B=1'], packages: { p: { env: ['C=2', 'D'] } } })).toEqual(['B=1', 'C=2']);
   });
 
-  const resolve = (path: string) => posix.resolve('/repo', path);
+  /** /repo on a host where everything named exists as written, except the symlinks listed. */
+  const place = (links: Record<string, string> = {}) => ({
+    realDir: '/repo',
+    resolve: (path: string) => posix.resolve('/repo', path),
+    realpath: (path: string) => links[path] ?? path,
+    refusal: (real: string) => (real === '/home/me' || real.startsWith('/home/me/.ssh') ? 'refused' : undefined),
+  });
   it.each([
     ['host variable by name', { env: ['AWS_SECRET_ACCESS_KEY'] }, 'env', /passes the host variable AWS_SECRET_ACCESS_KEY by name/],
     ['host variable by name in a package', { packages: { p: { env: ['TOKEN'] } } }, 'packages.p.env', /TOKEN by name/],
@@ -118,12 +128,39 @@ describe('secrets and project files', () => {
     ['mount escaping with ..', { mounts: ['../elsewhere:ro'] }, 'mounts', /outside the project/],
     ['docker binary', { docker: './evil-docker' }, 'docker', /chooses the docker binary/],
   ])('a project may not: %s', (_label, settings, key, message) => {
-    const problems = projectProblems(settings, '/repo/.mcpboxrc.json', '/repo', (p) => posix.resolve('/repo', p));
+    const problems = projectProblems(settings, '/repo/.mcpboxrc.json', place());
     expect(problems.map((p) => p.key)).toEqual([key]);
     expect(problems[0]!.message).toMatch(message);
   });
 
   it('a project may pass literal values, mount inside itself and tighten limits', () => {
-    expect(projectProblems({ env: ['LOG_LEVEL=debug'], mounts: ['./data:ro', '/repo/cache'], network: 'none', memory: '256m' }, '/repo/.mcpboxrc.json', '/repo', resolve)).toEqual([]);
+    expect(projectProblems({ env: ['LOG_LEVEL=debug'], mounts: ['./data:ro', '/repo/cache'], network: 'none', memory: '256m' }, '/repo/.mcpboxrc.json', place())).toEqual([]);
+  });
+
+  it('mounts are judged by where they really lead', () => {
+    const links = { '/repo/home': '/home/me', '/repo/keys': '/repo/inner/../../home/me/.ssh', '/repo/ok': '/repo/data' };
+    const problems = projectProblems({ mounts: ['./home', './ok:ro'] }, '/repo/.mcpboxrc.json', place(links));
+    expect(problems.map((p) => p.message)).toEqual(['mounts /repo/home (really /home/me), outside the project /repo, which a project\'s configuration may not do']);
+    const inside = place({ '/repo/sock': '/repo/run/docker.sock' });
+    const refused = projectProblems({ mounts: ['./sock'] }, '/repo/.mcpboxrc.json', { ...inside, refusal: () => 'it is a socket' });
+    expect(refused.map((p) => p.message)).toEqual(['mounts /repo/run/docker.sock, which mcpbox never mounts implicitly: it is a socket']);
+  });
+});
+
+describe('narrowing: a project layer only tightens', () => {
+  it.each([
+    [{}, { memory: '4g' }, {}],
+    [{}, { memory: '1g' }, { memory: '1g' }],
+    [{ memory: '512m' }, { memory: '1g' }, { memory: '512m' }],
+    [{ cpus: '1' }, { cpus: '4' }, { cpus: '1' }],
+    [{}, { pids: 100000 }, {}],
+    [{}, { pids: 64 }, { pids: 64 }],
+    [{ network: 'none' }, { network: 'bridge' }, { network: 'none' }],
+    [{}, { network: 'none' }, { network: 'none' }],
+    [{ autoMount: false }, { autoMount: true }, { autoMount: false }],
+    [{}, { grace: 300 }, {}],
+    [{ env: ['A'] }, { env: ['B=1'] }, { env: ['A', 'B=1'] }],
+  ] as const)('%j + project %j → %j', (base, project, expected) => {
+    expect(narrowSettings(base as Settings, project as Settings)).toEqual(expected);
   });
 });

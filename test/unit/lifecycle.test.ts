@@ -42,6 +42,11 @@ function fakeEngine() {
       events.push(`watchdog ${name}`);
       return { release: () => events.push('watchdog released') };
     },
+    cause: undefined as 'oom' | 'killed' | undefined,
+    exitCause: async (name: string) => {
+      events.push(`why ${name}`);
+      return engine.cause;
+    },
   };
   return { engine, child, stderr, events, finish, runOptions: () => runOptions, stdinEnded: () => stdinEnded };
 }
@@ -267,5 +272,27 @@ describe('supervise', () => {
     fake.finish({ signal: 'SIGKILL' });
     expect(await result).toBe(137);
     expect(fake.events).toEqual(['watchdog box', 'remove box', 'watchdog released']);
+  });
+
+  it.each([
+    ['oom', /ran out of memory \(limit 512m\) and the kernel killed it \(exit 137\)/],
+    ['killed', /killed from outside mcpbox/],
+  ] as const)('a SIGKILL mcpbox did not send is explained: %s', async (cause, message) => {
+    vi.useRealTimers();
+    const fake = fakeEngine();
+    fake.engine.cause = cause;
+    const { result, lines } = start(fake.engine, { memory: '512m' });
+    fake.finish({ exitCode: 137 });
+    expect(await result).toBe(137);
+    expect(lines.join('')).toMatch(message);
+  });
+
+  it('an exit of 137 after mcpbox removed the server asks nothing', async () => {
+    const fake = fakeEngine();
+    const { signals, result } = start(fake.engine);
+    signals.emit('SIGTERM', 'SIGTERM');
+    await vi.advanceTimersByTimeAsync(2500);
+    await result;
+    expect(fake.events.some((e) => e.startsWith('why'))).toBe(false);
   });
 });

@@ -1,10 +1,12 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { runnerArgs } from '../../src/commands/update.js';
 import {
   describeNpmInstall,
   describeUvInstall,
-  installPrefix,
   installRequest,
+  type LockEntry,
+  lockEntryProblem,
   lockKey,
   needsRefresh,
   parseInstallReport,
@@ -82,12 +84,14 @@ const npmLock = JSON.stringify({
     'node_modules/none': { version: '3.0.0', integrity: 'sha512-ghi' },
   },
 });
-const report = (lockfile: string, bins: string) => `MCPBOX-TREE ${tree}\nMCPBOX-DIR /mcpbox/cache/pkgs/x/y-aaaa\nMCPBOX-BINS ${bins}\n${lockfile}`;
+const sig = 'a'.repeat(64);
+const content = 'c'.repeat(64);
+const report = (lockfile: string, bins: string) => `MCPBOX-TREE ${tree}\nMCPBOX-DIR /mcpbox/install/tree-aaaa\nMCPBOX-STAT ${sig}\nMCPBOX-CONTENT ${content}\nMCPBOX-BINS ${bins}\n${lockfile}`;
 
 describe('install reports', () => {
   it('parses the header and keeps the lockfile byte for byte', () => {
     const text = `${npmLock}\n`;
-    expect(parseInstallReport(report(text, 'mcp-server one multi '))).toEqual({ tree, dir: '/mcpbox/cache/pkgs/x/y-aaaa', bins: ['mcp-server', 'one', 'multi'], lockfile: text });
+    expect(parseInstallReport(report(text, 'mcp-server one multi '))).toEqual({ tree, dir: '/mcpbox/install/tree-aaaa', signature: sig, content, bins: ['mcp-server', 'one', 'multi'], lockfile: text });
   });
 
   it('refuses anything else', () => {
@@ -137,8 +141,62 @@ describe('install reports', () => {
     );
   });
 
-  it('installs live per image under the cache volume', () => {
-    expect(installPrefix('/mcpbox/cache', 'mcpbox/npx:1', 'npx pkg')).toMatch(/^\/mcpbox\/cache\/pkgs\/[0-9a-f]{12}\/[0-9a-f]{12}$/);
-    expect(installPrefix('/mcpbox/cache', 'mcpbox/npx:1', 'npx pkg')).not.toBe(installPrefix('/mcpbox/cache', 'mcpbox/npx:2', 'npx pkg'));
+});
+
+describe('a lock entry is read as untrusted before anything is installed from it', () => {
+  const sha = (text: string) => createHash('sha256').update(text).digest('hex');
+  const npmRequest = installRequest(parseRunnerArgs('npx', ['-y', 'cowsay@1.6.0']))!;
+  const lockOf = (packages: Record<string, unknown>) => JSON.stringify({ name: 'mcpbox-install', lockfileVersion: 3, packages });
+  const good = {
+    '': { dependencies: { cowsay: '1.6.0' } },
+    'node_modules/cowsay': { version: '1.6.0', resolved: 'https://registry.npmjs.org/cowsay/-/cowsay-1.6.0.tgz', integrity: 'sha512-AAAA', bin: { cowsay: 'cli.js' } },
+    'node_modules/cowsay/node_modules/strip-final-newline': { version: '2.0.0', integrity: 'sha512-BBBB' },
+    'node_modules/npm/node_modules/bundled': { version: '1.0.0', inBundle: true },
+  };
+  const entry = (lockfile: string, overrides: Partial<LockEntry> = {}): LockEntry => ({
+    runner: 'npx', specs: ['cowsay@1.6.0'], name: 'cowsay', version: '1.6.0', integrity: 'sha512-AAAA', executable: 'cowsay',
+    tree: sha(lockfile), lockfile, pinned: true, resolvedAt: '2026-01-01T00:00:00.000Z', ...overrides,
+  });
+
+  it('a registry tree that locks what its key asks for passes', () => {
+    expect(lockEntryProblem(npmRequest, entry(lockOf(good)), sha)).toBeUndefined();
+  });
+
+  it.each([
+    ['another package under the key', { specs: ['evil@1.0.0'] }, /locks npx evil@1\.0\.0, not what its key names/],
+    ['an executable with a path', { executable: '../../bin/sh' }, /is not a plain command name/],
+    ['a tree hash that does not match', { tree: 'f'.repeat(64) }, /tree hash does not match/],
+  ])('refuses %s', (_label, overrides, message) => {
+    expect(lockEntryProblem(npmRequest, entry(lockOf(good), overrides as Partial<LockEntry>), sha)).toMatch(message);
+  });
+
+  it.each([
+    ['a git dependency (no integrity)', { 'node_modules/cowsay': { version: '1.6.0', resolved: 'git+ssh://git@evil/x.git#abc' } }, /has no registry integrity/],
+    ['a link to a local path', { 'node_modules/cowsay': { link: true, resolved: '../../evil' } }, /links node_modules\/cowsay to a local path/],
+    ['an entry outside node_modules', { '../../etc': { version: '1.0.0', integrity: 'sha512-x' } }, /has an entry at \.\.\/\.\.\/etc/],
+    ['a tarball URL as its version', { 'node_modules/cowsay': { version: 'https://evil/x.tgz', integrity: 'sha512-x' } }, /not locked to a registry version/],
+    ['another root package', { '': { dependencies: { evil: '1.0.0' } } }, /installs evil, not cowsay/],
+  ])('refuses a package-lock.json with %s', (_label, change, message) => {
+    const lockfile = lockOf({ ...good, ...change });
+    expect(lockEntryProblem(npmRequest, entry(lockfile), sha)).toMatch(message);
+  });
+
+  const uvRequest = installRequest(parseRunnerArgs('uvx', ['mcp-server-time']))!;
+  const uvEntry = (lockfile: string): LockEntry => ({ ...entry(lockfile), runner: 'uvx', specs: ['mcp-server-time'], name: 'mcp-server-time', command: 'mcp-server-time', executable: 'mcp-server-time' });
+  const pins = ['mcp-server-time==2026.1.1 \\', `    --hash=sha256:${'1'.repeat(64)}`, "colorama==0.4.6 ; sys_platform == 'win32' \\", `    --hash=sha256:${'2'.repeat(64)}`, ''];
+
+  it('requirements with pins and hashes only pass', () => {
+    expect(lockEntryProblem(uvRequest, uvEntry(pins.join('\n')), sha)).toBeUndefined();
+  });
+
+  it.each([
+    '--index-url https://evil.example/simple',
+    '--extra-index-url https://evil.example/simple',
+    '-e git+https://evil.example/x.git',
+    'evil @ https://evil.example/evil-1.0-py3-none-any.whl',
+    '-r other.txt',
+    'mcp-server-time>=1',
+  ])('refuses requirements holding %s', (line) => {
+    expect(lockEntryProblem(uvRequest, uvEntry([line, ...pins].join('\n')), sha)).toMatch(/neither a pinned requirement nor a hash/);
   });
 });

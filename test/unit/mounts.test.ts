@@ -203,6 +203,18 @@ describe('who the server runs as', () => {
 });
 
 describe('refusalReason', () => {
+  it.each(['/home', '/home/', '/Users', '/'])('refuses %s, which contains the home directory', (path) => {
+    const home = path === '/Users' ? '/Users/me' : HOME;
+    expect(refusalReason(path.replace(/\/$/, '') || '/', home, fs)).toMatch(/root filesystem|contains your home directory/);
+  });
+
+  it('a working directory above home is not mounted; an argument naming ~/.. is refused', () => {
+    const above = plan([], { cwd: '/home' });
+    expect(above.binds).toEqual([]);
+    expect(above.notes).toEqual(['not mounting the working directory /home: it contains your home directory (/home/me)']);
+    expect(() => plan(['~/..'])).toThrow(/refusing to mount ~\/\.\. into the sandbox: it contains your home directory/);
+  });
+
   it('lets ordinary places through', () => {
     for (const path of ['/home/me/notes', '/tmp/x', '/data/shared', '/Users/me/src', '/private/var/folders/xy/T/tmp1', '/opt/work']) {
       expect(refusalReason(path, HOME, fs)).toBeUndefined();

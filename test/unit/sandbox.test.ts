@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { engineEnvironment, ENGINE_ENV, runArgv } from '../../src/engine/argv.js';
+import { engineEnvironment, engineLaunch, envFileLines, runArgv } from '../../src/engine/argv.js';
 import { caSetup, proxyVars, resolveForwardedEnv } from '../../src/env.js';
 import { parseRunnerArgs } from '../../src/runners.js';
 import {
@@ -9,8 +9,10 @@ import {
   containerSpec,
   type ContainerInput,
   DEFAULT_POLICY,
+  installVolumeName,
   resolvePolicy,
 } from '../../src/sandbox.js';
+import { NOBODY } from '../../src/mounts.js';
 
 const noCa = { mounts: [], env: {}, missing: [] };
 
@@ -24,9 +26,9 @@ function input(overrides: Partial<ContainerInput> = {}, args = ['-y', '@modelcon
     labels: containerLabels(invocation, { pid: 4242, host: 'laptop', startedAt: new Date('2026-01-02T03:04:05Z'), version: '0.0.0' }),
     ca: noCa,
     forwarded: [],
-    engineVars: ENGINE_ENV,
     tty: false,
     user: '65534:65534',
+    owner: '1000',
     host: { binds: [], args: invocation.args, workdir: undefined },
     ...overrides,
   };
@@ -107,28 +109,79 @@ describe('docker run argv', () => {
   });
 });
 
-describe('secrets stay out of argv', () => {
+describe('secrets stay out of argv and out of the engine CLI', () => {
   const forwarded = [
     { name: 'GITHUB_TOKEN', value: 'ghp_s3cret' },
     { name: 'API_KEY', value: 'k3y' },
   ];
   const spec = containerSpec(input({ forwarded }));
-  const argv = runArgv(spec);
+  const argv = runArgv(spec, '/run/user/1000/mcpbox/env-1');
 
-  it('names only in argv', () => {
-    expect(argv.join(' ')).not.toMatch(/ghp_s3cret|k3y/);
-    expect(flagValue(argv, '--env')).toEqual(expect.arrayContaining(['GITHUB_TOKEN', 'API_KEY']));
+  it('argv names the env file, never a value or a name', () => {
+    expect(argv.join(' ')).not.toMatch(/ghp_s3cret|k3y|GITHUB_TOKEN|API_KEY/);
+    expect(flagValue(argv, '--env-file')).toEqual(['/run/user/1000/mcpbox/env-1']);
   });
 
-  it('values in the engine CLI environment, with nothing else of the host', () => {
+  it('the values are the env file\'s lines', () => {
+    expect(envFileLines(spec)).toEqual(forwarded);
+  });
+
+  it("the engine CLI's environment is its own configuration only: no forwarded value", () => {
     const env = engineEnvironment({ PATH: '/bin', HOME: '/root', AWS_SECRET_ACCESS_KEY: 'nope', DOCKER_HOST: 'unix:///x.sock' }, spec);
-    expect(env).toEqual({ PATH: '/bin', HOME: '/root', DOCKER_HOST: 'unix:///x.sock', GITHUB_TOKEN: 'ghp_s3cret', API_KEY: 'k3y' });
+    expect(env).toEqual({ PATH: '/bin', HOME: '/root', DOCKER_HOST: 'unix:///x.sock' });
   });
 
-  it('a forwarded name the engine CLI reads itself goes by value', () => {
-    const argv2 = runArgv(containerSpec(input({ forwarded: [{ name: 'HOME', value: '/custom' }] })));
-    expect(flagValue(argv2, '--env')).toContain('HOME=/custom');
-    expect(flagValue(argv2, '--env')).not.toContain('HOME=/home/mcpbox');
+  it.each(['LD_PRELOAD', 'NODE_OPTIONS', 'DYLD_INSERT_LIBRARIES', 'PATH', 'HOME', 'DOCKER_HOST'])('%s forwarded reaches the container, not the CLI', (name) => {
+    const launch = engineLaunch(containerSpec(input({ forwarded: [{ name, value: '/evil' }] })), { PATH: '/bin' }, { PATH: '/bin' }, (lines) => ({ path: `/fifo:${JSON.stringify(lines)}`, close() {} }));
+    expect(launch.env[name]).not.toBe('/evil');
+    expect(launch.argv.join(' ')).not.toContain(`${name}=/evil`);
+    expect(flagValue(launch.argv, '--env-file')).toEqual([`/fifo:${JSON.stringify([{ name, value: '/evil' }])}`]);
+  });
+
+  it('no values, no env file', () => {
+    const launch = engineLaunch(containerSpec(input()), {}, {}, () => {
+      throw new Error('opened');
+    });
+    expect([launch.envFile, launch.argv.includes('--env-file')]).toEqual([undefined, false]);
+  });
+
+  it('a dry run (no env file) shows --env NAME, as one would type it', () => {
+    expect(flagValue(runArgv(spec), '--env')).toEqual(expect.arrayContaining(['GITHUB_TOKEN', 'API_KEY']));
+  });
+
+  it('a value with a line break travels base64-encoded and is restored by a prelude inside', () => {
+    const pem = '-----BEGIN KEY-----\nabc\n-----END KEY-----\n';
+    const encoded = containerSpec(input({ forwarded: [{ name: 'KEY', value: pem }] }));
+    expect(envFileLines(encoded)).toEqual([{ name: 'MCPBOX_ENV_B64_KEY', value: Buffer.from(pem).toString('base64') }]);
+    expect(encoded.env).toContainEqual({ name: 'MCPBOX_ENCODED_ENV', value: 'KEY', via: 'argv' });
+    expect([encoded.entrypoint, encoded.args[0], encoded.args.slice(2)]).toEqual(['sh', '-c', ['mcpbox', 'npx', '-y', '@modelcontextprotocol/server-everything']]);
+  });
+});
+
+describe('the env file itself', () => {
+  it('is a FIFO in a private directory: the reader gets the lines, nothing stays on disk', async () => {
+    const { openEnvFile } = await import('../../src/engine/env-file.js');
+    const { mkdtempSync, readFileSync, existsSync, statSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = join(mkdtempSync(join(tmpdir(), 'mcpbox-envfile-')), 'run');
+    try {
+      const file = openEnvFile(dir, [{ name: 'A', value: 'one two' }, { name: 'B', value: 'x=y' }]);
+      expect(statSync(dir).mode & 0o777).toBe(0o700);
+      expect(statSync(file.path).isFIFO()).toBe(true);
+      const { readFile } = await import('node:fs/promises');
+      expect(await readFile(file.path, 'utf8')).toBe('A=one two\nB=x=y\n');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(existsSync(file.path)).toBe(false);
+      file.close();
+      // Never read (the CLI failed first): close() unblocks the writer and removes it.
+      const unread = openEnvFile(dir, [{ name: 'C', value: 'z' }]);
+      unread.close();
+      expect(existsSync(unread.path)).toBe(false);
+      void readFileSync;
+    } finally {
+      rmSync(join(dir, '..'), { recursive: true, force: true });
+    }
   });
 });
 
@@ -190,27 +243,71 @@ describe('names and volumes', () => {
     ['npx', ['-y', '@modelcontextprotocol/server-everything'], /^mcpbox-npx-modelcontextprotocol-server-everything-[0-9a-f]{8}$/],
     ['uvx', ['mcp-server-time'], /^mcpbox-uvx-mcp-server-time-[0-9a-f]{8}$/],
   ])('%s cache volume', (runner, args, pattern) => {
-    expect(cacheVolumeName(parseRunnerArgs(runner, args))).toMatch(pattern);
+    expect(cacheVolumeName(parseRunnerArgs(runner, args), NOBODY, '1000')).toMatch(pattern);
   });
 
   it('same packages, any version or order: one volume; other packages: another', () => {
-    const volume = (args: string[]) => cacheVolumeName(parseRunnerArgs('npx', args));
+    const volume = (args: string[]) => cacheVolumeName(parseRunnerArgs('npx', args), NOBODY, '1000');
     expect(volume(['-p', 'a@1', '-p', 'b', 'x'])).toBe(volume(['-p', 'b@2', '-p', 'a', 'x']));
     expect(volume(['-y', 'a'])).not.toBe(volume(['-y', 'b']));
   });
 
+  it('another invoking user of the same engine gets other volumes', () => {
+    const invocation = parseRunnerArgs('npx', ['-y', 'x']);
+    expect(cacheVolumeName(invocation, NOBODY, '1000')).not.toBe(cacheVolumeName(invocation, NOBODY, '1001'));
+    expect(installVolumeName(invocation, 'npx x', 'img', NOBODY, '1000')).not.toBe(installVolumeName(invocation, 'npx x', 'img', NOBODY, '1001'));
+  });
+
+  it('an install volume per lock key and image, apart from the cache', () => {
+    const invocation = parseRunnerArgs('npx', ['-y', 'x']);
+    const install = installVolumeName(invocation, 'npx x', 'mcpbox/npx:1', NOBODY, '1000');
+    expect(install).toMatch(/^mcpbox-npx-x-[0-9a-f]{8}-install$/);
+    expect(install).not.toBe(installVolumeName(invocation, 'npx x', 'mcpbox/npx:2', NOBODY, '1000'));
+    expect(install).not.toBe(installVolumeName(invocation, 'npx x@1', 'mcpbox/npx:1', NOBODY, '1000'));
+    expect(install).not.toBe(cacheVolumeName(invocation, NOBODY, '1000'));
+  });
+
   it('nothing installed, no volume: the cache is a tmpfs', () => {
     const invocation = parseRunnerArgs('npx', ['--version']);
-    expect(cacheVolumeName(invocation)).toBeUndefined();
+    expect(cacheVolumeName(invocation, NOBODY, '1000')).toBeUndefined();
     expect(flagValue(runArgv(containerSpec({ ...input(), invocation, host: { binds: [], args: invocation.args, workdir: undefined } })), '--tmpfs').some((t) => t!.startsWith('/mcpbox/cache:'))).toBe(true);
   });
 
   it('a uid other than nobody gets its own cache volume', () => {
     const invocation = parseRunnerArgs('npx', ['-y', 'x']);
-    expect(cacheVolumeName(invocation, '1000:1000')).toBe(`${cacheVolumeName(invocation)}-u1000`);
+    expect(cacheVolumeName(invocation, '1000:1000', '1000')).toBe(`${cacheVolumeName(invocation, NOBODY, '1000')}-u1000`);
   });
 
   it('container names are valid docker names', () => {
     expect(containerName(parseRunnerArgs('npx', ['-y', '@Scope/Weird.Name@1']), 'ff00aa')).toMatch(/^[a-z0-9][a-z0-9_.-]+$/);
+  });
+});
+
+describe('the install volume and the cache', () => {
+  const command = (install: { volume: string; readonly: boolean }, cacheTmpfs?: boolean) => ({ entrypoint: 'sh', args: ['-c', 'x'], install, ...(cacheTmpfs && { cacheTmpfs }) });
+
+  it('a locked server: its install volume read-only, a throwaway cache, no cache volume', () => {
+    const argv = runArgv(containerSpec(input({ command: command({ volume: 'mcpbox-npx-x-1-install', readonly: true }, true) })));
+    const mounts = flagValue(argv, '--mount');
+    expect(mounts).toContain('type=volume,source=mcpbox-npx-x-1-install,target=/mcpbox/install,readonly');
+    expect(mounts.some((m) => /target=\/mcpbox\/cache/.test(m!))).toBe(false);
+    expect(flagValue(argv, '--tmpfs').some((t) => t!.startsWith('/mcpbox/cache:'))).toBe(true);
+  });
+
+  it('an install container writes both', () => {
+    const mounts = flagValue(runArgv(containerSpec(input({ command: command({ volume: 'v-install', readonly: false }) }))), '--mount');
+    expect(mounts).toContain('type=volume,source=v-install,target=/mcpbox/install');
+    expect(mounts.some((m) => /target=\/mcpbox\/cache$/.test(m!))).toBe(true);
+  });
+
+  it('a run through the runner never mounts an install volume', () => {
+    expect(flagValue(runArgv(containerSpec(input())), '--mount').some((m) => m!.includes('/mcpbox/install'))).toBe(false);
+  });
+
+  it('a run that may grow the cache checks its size first', () => {
+    const spec = containerSpec(input({ cacheLimitKb: 4 * 1024 * 1024 }));
+    expect([spec.entrypoint, spec.args[0]]).toEqual(['sh', '-c']);
+    expect(spec.args[1]).toMatch(/du -sk \/mcpbox\/cache .* -gt 4194304 .*exit 75; fi; exec "\$@"$/);
+    expect(spec.args.slice(2)).toEqual(['mcpbox', 'npx', '-y', '@modelcontextprotocol/server-everything']);
   });
 });

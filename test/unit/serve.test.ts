@@ -156,3 +156,26 @@ describe('a shared server, several sessions', () => {
     expect(ended).toEqual(['a', 'b']);
   });
 });
+
+describe('DNS-rebinding protection', () => {
+  it.each([
+    ['127.0.0.1', {}, '127.0.0.1:9090', undefined, true],
+    ['127.0.0.1', {}, 'localhost:9090', undefined, true],
+    ['127.0.0.1', {}, 'evil.example:9090', undefined, false],
+    ['127.0.0.1', {}, undefined, undefined, false],
+    ['127.0.0.1', {}, '127.0.0.1:9090', 'http://localhost:9090', true],
+    ['127.0.0.1', {}, '127.0.0.1:9090', 'https://evil.example', false],
+    ['127.0.0.1', {}, '127.0.0.1:9090', 'null', false],
+    ['127.0.0.1', { allowedOrigins: ['https://app.example.com'] }, '127.0.0.1:9090', 'https://app.example.com', true],
+    ['0.0.0.0', {}, 'mcp.example.com', undefined, true],
+    ['0.0.0.0', {}, 'mcp.example.com', 'https://evil.example', false],
+    ['0.0.0.0', { allowedHosts: ['mcp.example.com'] }, 'mcp.example.com:443', 'https://mcp.example.com', true],
+    ['0.0.0.0', { allowedHosts: ['mcp.example.com'] }, 'evil.example', undefined, false],
+    ['::1', {}, '[::1]:9090', undefined, true],
+    ['10.0.0.5', {}, '10.0.0.5:9090', undefined, true],
+    ['10.0.0.5', {}, 'rebound.example:9090', undefined, false],
+  ] as const)('bound to %s with %j: Host %s, Origin %s → allowed %s', async (bind, configured, host, origin, allowed) => {
+    const { originPolicy, rebindingRefusal } = await import('../../src/serve/origin.js');
+    expect(rebindingRefusal(originPolicy(bind, configured), host, origin) === undefined).toBe(allowed);
+  });
+});

@@ -143,3 +143,27 @@ describe('classify', () => {
     expect(classify(entry).kind).toBe(kind);
   });
 });
+
+describe('replacing a client file', () => {
+  it('an edit saved while mcpbox was editing wins: nothing replaced, nothing left behind', async () => {
+    const { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { replaceIfUnchanged } = await import('../../src/commands/wrap.js');
+    const dir = mkdtempSync(join(tmpdir(), 'mcpbox-wrap-race-'));
+    try {
+      const file = join(dir, 'mcp.json');
+      writeFileSync(file, '{"mcpServers":{}}\n');
+      // What mcpbox read, then the client saved its own change.
+      const read = readFileSync(file, 'utf8');
+      writeFileSync(file, '{"mcpServers":{"new":{"command":"x"}}}\n');
+      expect(() => replaceIfUnchanged(file, '{"wrapped":true}\n', read)).toThrow(/changed while mcpbox was editing it; left as it is now/);
+      expect(readFileSync(file, 'utf8')).toBe('{"mcpServers":{"new":{"command":"x"}}}\n');
+      expect(readdirSync(dir)).toEqual(['mcp.json']);
+      replaceIfUnchanged(file, '{"wrapped":true}\n', readFileSync(file, 'utf8'));
+      expect(readFileSync(file, 'utf8')).toBe('{"wrapped":true}\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
