@@ -144,8 +144,8 @@ function docker(argv) {
 }
 
 /** mcpbox's own flags for this server, from --dry-run: the fair baseline for the raw docker rows. */
-function mcpboxArgv(server) {
-  const line = execFileSync(process.execPath, [MCPBOX, 'run', '--dry-run', server.runner, ...server.args], { encoding: 'utf8', env, cwd: tmpdir(), stdio: ['ignore', 'pipe', 'ignore'] });
+function mcpboxArgv(server, extra = []) {
+  const line = execFileSync(process.execPath, [MCPBOX, 'run', '--dry-run', ...extra, server.runner, ...server.args], { encoding: 'utf8', env, cwd: tmpdir(), stdio: ['ignore', 'pipe', 'ignore'] });
   return JSON.parse(execFileSync(process.execPath, ['-e', `import('shlex').then(({split})=>console.log(JSON.stringify(split(process.argv[1]))))`, line.trim()], { encoding: 'utf8', cwd: ROOT }));
 }
 
@@ -203,7 +203,9 @@ for (const server of SERVERS.filter((s) => !ONLY || s.runner === ONLY)) {
     () => new Peer(bin, [...flags.map((f) => f.replace(/,readonly$/, ',readonly')), '--env', `PATH=${record.dir}/${server.runner === 'npx' ? 'node_modules/.bin' : 'venv/bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`, '--entrypoint', record.executable, image]),
     { echo },
   );
-  const rwFlags = flags.map((f) => f.replace(/,readonly$/, ''));
+  // The runner itself resolving on every start: the flags of an unlocked run (its cache volume, warm).
+  const unlocked = mcpboxArgv(server, ['--no-lock']).slice(1);
+  const rwFlags = unlocked.slice(0, unlocked.indexOf('--entrypoint')).filter((a, i, all) => a !== '--name' && all[i - 1] !== '--name');
   rows[`docker + ${server.runner}`] = await measure(`docker + ${server.runner}`, () => new Peer(bin, [...rwFlags, '--entrypoint', server.runner, image, ...server.args]), { echo });
 
   if (server.runner === 'npx') {

@@ -1,5 +1,9 @@
 import { homedir } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
+import { CLIENT_NAMES } from './clients/table.js';
+import type { RunFlags } from './commands/run.js';
+import type { ServeFlags } from './commands/serve.js';
+import type { WrapFlags } from './commands/wrap.js';
 import type { CommandContext } from './commands/context.js';
 import { ExitCode, McpboxError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
@@ -11,6 +15,135 @@ import { VERSION } from './version.js';
  * prints errors and the one place the process exits.
  */
 const collect = (value: string, previous: string[]) => [...previous, value];
+
+/**
+ * One row per command: how commander reads it (arguments, options, help), and what runs it. The
+ * module behind `run` is imported only then. `args` are commander's: the positionals, then the options.
+ */
+interface CommandEntry {
+  readonly name: string;
+  readonly define: (command: Command) => Command;
+  readonly run: (ctx: CommandContext, args: readonly unknown[]) => Promise<number> | number;
+}
+
+const COMMANDS: readonly CommandEntry[] = [
+  {
+    name: 'run',
+    define: (c) =>
+      c
+        .summary('run an npx or uvx command (an MCP server) in the sandbox')
+        .description(
+          'Runs `npx …` or `uvx …` in a hardened container and passes stdin/stdout through, so an MCP client\n' +
+            'sees an ordinary stdio server. Everything after the runner name goes to the runner untouched.',
+        )
+        .argument('<runner>', 'npx or uvx')
+        .argument('[args...]', "the runner's own arguments and the package, passed through verbatim")
+        .option('-e, --env <NAME[=VALUE]>', "pass a variable into the sandbox (value from mcpbox's environment unless given); repeatable", collect, [])
+        .option('--image <image>', 'image to run in (default: mcpbox/<runner>, built on first use)')
+        .option('--network <mode>', 'container network: bridge (default), none, or a network name')
+        .option('--memory <size>', 'memory limit, e.g. 512m or 2g (default 2g)')
+        .option('--cpus <n>', 'CPU limit (default 2)')
+        .option('--pids <n>', 'process/thread limit (default 512)')
+        .option('--mount <PATH[:ro|rw]>', 'mount a host path at the same path (read-write unless :ro); repeatable', collect, [])
+        .addOption(new Option('--no-auto-mount', 'mount nothing implicitly: neither paths named in arguments nor the working directory'))
+        .addOption(new Option('--no-lock', 'resolve the package on every start through npx/uvx, as typed, instead of installing it once and locking it'))
+        .option('--grace <seconds>', 'time a server gets to exit after its input ends or a signal (default 2)')
+        .addOption(new Option('--no-stop-on-eof', 'keep the server running after its input ends (for commands fed from a pipe)'))
+        .option('--dry-run', 'print the engine command, shell-quoted, and run nothing')
+        .passThroughOptions()
+        .addHelpText(
+          'after',
+          '\nExamples:\n' +
+            '  mcpbox run npx -y @modelcontextprotocol/server-everything\n' +
+            '  mcpbox run -e GITHUB_PERSONAL_ACCESS_TOKEN npx -y @modelcontextprotocol/server-github\n' +
+            '  mcpbox run uvx mcp-server-time --local-timezone Europe/Paris\n' +
+            '  mcpbox run npx -y @modelcontextprotocol/server-filesystem ~/notes   # mounts ~/notes only\n' +
+            '  mcpbox run npx prettier --check .                                  # works in the current directory\n' +
+            '  mcpbox run --dry-run --network none npx -y some-server',
+        ),
+    run: async (ctx, [runner, args, flags]) => (await import('./commands/run.js')).run(runner as string, args as string[], flags as RunFlags, ctx),
+  },
+  {
+    name: 'wrap',
+    define: (c) =>
+      c
+        .description("rewrite MCP clients' configurations so their npx/uvx servers run through mcpbox (a backup first)")
+        .option('--client <name>', `only this client: ${CLIENT_NAMES.join(', ')}`)
+        .option('--config <file>', 'a configuration file of any of these shapes; repeatable', collect, [])
+        .option('--command <path>', 'the mcpbox command to write (default: mcpbox; an absolute path for clients with a minimal PATH)')
+        .option('--dry-run', 'show the changes as a diff and write nothing'),
+    run: async (ctx, [flags]) => (await import('./commands/wrap.js')).wrap(flags as WrapFlags, ctx),
+  },
+  {
+    name: 'unwrap',
+    define: (c) =>
+      c
+        .description('restore the entries mcpbox wrap changed, exactly as they were')
+        .option('--client <name>', 'only this client')
+        .option('--config <file>', 'a configuration file; repeatable', collect, [])
+        .option('--dry-run', 'show the changes as a diff and write nothing'),
+    run: async (ctx, [flags]) => (await import('./commands/wrap.js')).unwrap(flags as WrapFlags, ctx),
+  },
+  {
+    name: 'pull',
+    define: (c) =>
+      c
+        .description("prepare an image and packages ahead of time, so a client's first start doesn't time out")
+        .argument('<runner>', 'npx or uvx')
+        .argument('[packages...]', 'packages to resolve, install and lock (none: just the image)'),
+    run: async (ctx, [runner, packages]) => (await import('./commands/pull.js')).pull(runner as string, packages as string[], ctx),
+  },
+  {
+    name: 'doctor',
+    define: (c) => c.description('check the engine, images, caches, CA and proxy settings, and try the sandbox for real').option('--json', 'print JSON'),
+    run: async (ctx, [flags]) => (await import('./commands/doctor.js')).doctor(flags as { json?: boolean }, ctx),
+  },
+  {
+    name: 'shell-init',
+    define: (c) => c.description('print aliases that sandbox npx and uvx in your shell: eval "$(mcpbox shell-init bash)"').argument('<shell>', 'bash, zsh or fish'),
+    run: async (ctx, [shell]) => (await import('./commands/shell-init.js')).shellInit(shell as string, ctx),
+  },
+  {
+    name: 'serve',
+    define: (c) =>
+      c
+        .description('serve sandboxed MCP servers over Streamable HTTP and SSE, behind bearer tokens')
+        .requiredOption('--config <file>', 'servers.json: { "authTokens": [...], "mcpServers": { name: { "command": "npx", "args": [...] } } } (mode 0600)')
+        .option('--host <address>', 'address to listen on', '127.0.0.1')
+        .option('--port <port>', 'port to listen on', '9090')
+        .option('--log-format <format>', 'text or json (one object per line, on stderr)', 'text')
+        .option('--grace <seconds>', 'time a server gets to exit when its session ends (default 2)'),
+    run: async (ctx, [flags]) => (await import('./commands/serve.js')).serve(flags as ServeFlags, ctx),
+  },
+  {
+    name: 'update',
+    define: (c) =>
+      c
+        .description('resolve locked servers again now (all, or the packages named), install what changed, rewrite the lock')
+        .argument('[packages...]', 'package names as locked, e.g. @modelcontextprotocol/server-everything'),
+    run: async (ctx, [packages]) => (await import('./commands/update.js')).update(packages as string[], ctx),
+  },
+  {
+    name: 'ps',
+    define: (c) => c.description("list mcpbox's containers: name, runner, package, owner pid, uptime").option('--json', 'print JSON'),
+    run: async (ctx, [flags]) => (await import('./commands/ps.js')).ps(flags as { json?: boolean }, ctx),
+  },
+  {
+    name: 'stop',
+    define: (c) =>
+      c
+        .description('stop mcpbox containers (SIGTERM, then kill after the grace period); they are removed')
+        .argument('[names...]', 'container names, as `mcpbox ps` shows them')
+        .option('--all', 'stop every running mcpbox container')
+        .option('-t, --time <seconds>', 'seconds before the kill (default: the grace setting, 2)'),
+    run: async (ctx, [names, flags]) => (await import('./commands/stop.js')).stop(names as string[], flags as { all?: boolean; time?: string }, ctx),
+  },
+  {
+    name: 'prune',
+    define: (c) => c.description('remove containers whose mcpbox process is gone, and say which').option('--json', 'print JSON'),
+    run: async (ctx, [flags]) => (await import('./commands/prune.js')).prune(flags as { json?: boolean }, ctx),
+  },
+];
 
 export function buildProgram(log: Logger, setExitCode: (code: number) => void): Command {
   const context = (): CommandContext => ({
@@ -25,6 +158,8 @@ export function buildProgram(log: Logger, setExitCode: (code: number) => void): 
     uid: process.getuid?.(),
     gid: process.getgid?.(),
     username: process.env.USER ?? process.env.LOGNAME,
+    // Loaded when a command needs the engine: --version and help never do.
+    openEngine: async (configured, engineLog) => (await import('./engine/open.js')).openEngine({ env: process.env, log: engineLog ?? log }, configured),
   });
   const program = new Command('mcpbox')
     .description('Run MCP servers from npx and uvx in a hardened container: a drop-in, sandboxed npx/uvx.')
@@ -35,146 +170,10 @@ export function buildProgram(log: Logger, setExitCode: (code: number) => void): 
       writeErr: (text) => process.stderr.write(text),
       outputError: (text) => log.error(text.replace(/^error:\s*/i, '').trim(), 'see mcpbox --help'),
     });
-
-  program
-    .command('run')
-    .summary('run an npx or uvx command (an MCP server) in the sandbox')
-    .description(
-      'Runs `npx …` or `uvx …` in a hardened container and passes stdin/stdout through, so an MCP client\n' +
-        'sees an ordinary stdio server. Everything after the runner name goes to the runner untouched.',
-    )
-    .argument('<runner>', 'npx or uvx')
-    .argument('[args...]', "the runner's own arguments and the package, passed through verbatim")
-    .option('-e, --env <NAME[=VALUE]>', "pass a variable into the sandbox (value from mcpbox's environment unless given); repeatable", collect, [])
-    .option('--image <image>', 'image to run in (default: mcpbox/<runner>, built on first use)')
-    .option('--network <mode>', 'container network: bridge (default), none, or a network name')
-    .option('--memory <size>', 'memory limit, e.g. 512m or 2g (default 2g)')
-    .option('--cpus <n>', 'CPU limit (default 2)')
-    .option('--pids <n>', 'process/thread limit (default 512)')
-    .option('--mount <PATH[:ro|rw]>', 'mount a host path at the same path (read-write unless :ro); repeatable', collect, [])
-    .addOption(new Option('--no-auto-mount', 'mount nothing implicitly: neither paths named in arguments nor the working directory'))
-    .addOption(new Option('--no-lock', 'resolve the package on every start through npx/uvx, as typed, instead of installing it once and locking it'))
-    .option('--grace <seconds>', 'time a server gets to exit after its input ends or a signal (default 2)')
-    .addOption(new Option('--no-stop-on-eof', 'keep the server running after its input ends (for commands fed from a pipe)'))
-    .option('--dry-run', 'print the engine command, shell-quoted, and run nothing')
-    .passThroughOptions()
-    .addHelpText(
-      'after',
-      '\nExamples:\n' +
-        '  mcpbox run npx -y @modelcontextprotocol/server-everything\n' +
-        '  mcpbox run -e GITHUB_PERSONAL_ACCESS_TOKEN npx -y @modelcontextprotocol/server-github\n' +
-        '  mcpbox run uvx mcp-server-time --local-timezone Europe/Paris\n' +
-        '  mcpbox run npx -y @modelcontextprotocol/server-filesystem ~/notes   # mounts ~/notes only\n' +
-        '  mcpbox run npx prettier --check .                                  # works in the current directory\n' +
-        '  mcpbox run --dry-run --network none npx -y some-server',
-    )
-    .action(async (runner: string, args: string[], flags) => {
-      const { run } = await import('./commands/run.js');
-      setExitCode(await run(runner, args, flags, context()));
-    });
-
-  program
-    .command('wrap')
-    .description("rewrite MCP clients' configurations so their npx/uvx servers run through mcpbox (a backup first)")
-    .option('--client <name>', `only this client: ${'claude-desktop, claude-code, cursor, vscode, windsurf'}`)
-    .option('--config <file>', 'a configuration file of any of these shapes; repeatable', collect, [])
-    .option('--command <path>', 'the mcpbox command to write (default: mcpbox; an absolute path for clients with a minimal PATH)')
-    .option('--dry-run', 'show the changes as a diff and write nothing')
-    .action(async (flags) => {
-      const { wrap } = await import('./commands/wrap.js');
-      setExitCode(await wrap(flags, context()));
-    });
-
-  program
-    .command('unwrap')
-    .description('restore the entries mcpbox wrap changed, exactly as they were')
-    .option('--client <name>', 'only this client')
-    .option('--config <file>', 'a configuration file; repeatable', collect, [])
-    .option('--dry-run', 'show the changes as a diff and write nothing')
-    .action(async (flags) => {
-      const { unwrap } = await import('./commands/wrap.js');
-      setExitCode(await unwrap(flags, context()));
-    });
-
-  program
-    .command('pull')
-    .description("prepare an image and packages ahead of time, so a client's first start doesn't time out")
-    .argument('<runner>', 'npx or uvx')
-    .argument('[packages...]', 'packages to resolve, install and lock (none: just the image)')
-    .action(async (runner: string, packages: string[]) => {
-      const { pull } = await import('./commands/pull.js');
-      setExitCode(await pull(runner, packages, context()));
-    });
-
-  program
-    .command('doctor')
-    .description('check the engine, images, caches, CA and proxy settings, and try the sandbox for real')
-    .option('--json', 'print JSON')
-    .action(async (flags) => {
-      const { doctor } = await import('./commands/doctor.js');
-      setExitCode(await doctor(flags, context()));
-    });
-
-  program
-    .command('shell-init')
-    .description('print aliases that sandbox npx and uvx in your shell: eval "$(mcpbox shell-init bash)"')
-    .argument('<shell>', 'bash, zsh or fish')
-    .action(async (shell: string) => {
-      const { shellInit } = await import('./commands/shell-init.js');
-      setExitCode(shellInit(shell, context()));
-    });
-
-  program
-    .command('serve')
-    .description('serve sandboxed MCP servers over Streamable HTTP and SSE, behind bearer tokens')
-    .requiredOption('--config <file>', 'servers.json: { "authTokens": [...], "mcpServers": { name: { "command": "npx", "args": [...] } } } (mode 0600)')
-    .option('--host <address>', 'address to listen on', '127.0.0.1')
-    .option('--port <port>', 'port to listen on', '9090')
-    .option('--log-format <format>', 'text or json (one object per line, on stderr)', 'text')
-    .option('--grace <seconds>', 'time a server gets to exit when its session ends (default 2)')
-    .action(async (flags) => {
-      const { serve } = await import('./commands/serve.js');
-      setExitCode(await serve(flags, context()));
-    });
-
-  program
-    .command('update')
-    .description('resolve locked servers again now (all, or the packages named), install what changed, rewrite the lock')
-    .argument('[packages...]', 'package names as locked, e.g. @modelcontextprotocol/server-everything')
-    .action(async (packages: string[]) => {
-      const { update } = await import('./commands/update.js');
-      setExitCode(await update(packages, context()));
-    });
-
-  program
-    .command('ps')
-    .description("list mcpbox's containers: name, runner, package, owner pid, uptime")
-    .option('--json', 'print JSON')
-    .action(async (flags) => {
-      const { ps } = await import('./commands/ps.js');
-      setExitCode(await ps(flags, context()));
-    });
-
-  program
-    .command('stop')
-    .description('stop mcpbox containers (SIGTERM, then kill after the grace period); they are removed')
-    .argument('[names...]', 'container names, as `mcpbox ps` shows them')
-    .option('--all', 'stop every running mcpbox container')
-    .option('-t, --time <seconds>', 'seconds before the kill (default: the grace setting, 2)')
-    .action(async (names: string[], flags) => {
-      const { stop } = await import('./commands/stop.js');
-      setExitCode(await stop(names, flags, context()));
-    });
-
-  program
-    .command('prune')
-    .description('remove containers whose mcpbox process is gone, and say which')
-    .option('--json', 'print JSON')
-    .action(async (flags) => {
-      const { prune } = await import('./commands/prune.js');
-      setExitCode(await prune(flags, context()));
-    });
-
+  for (const entry of COMMANDS) {
+    // commander passes the positionals, the options and the command itself.
+    entry.define(program.command(entry.name)).action(async (...args: unknown[]) => setExitCode(await entry.run(context(), args.slice(0, -1))));
+  }
   program.addHelpText(
     'after',
     '\nExamples:\n' +

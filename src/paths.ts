@@ -1,6 +1,13 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { HostEnv } from './env.js';
+import type { HostEnv } from './host.js';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * images/ ships in the npm package beside dist/ (and beside src/ in a checkout): this module sits
+ * one level below the package root in both, so the path is the same.
+ */
+export const IMAGES_DIR = fileURLToPath(new URL('../images/', import.meta.url));
 
 /** Where mcpbox keeps its own state (sweep stamps, lock files): XDG state dir, or LOCALAPPDATA. */
 export function stateDir(env: HostEnv, home = homedir()): string {
@@ -16,9 +23,4 @@ export function stateDir(env: HostEnv, home = homedir()): string {
 export function runtimeDir(env: HostEnv, home = homedir()): string {
   if (env.XDG_RUNTIME_DIR && process.platform !== 'win32') return join(env.XDG_RUNTIME_DIR, 'mcpbox');
   return join(stateDir(env, home), 'run');
-}
-
-/** `path` is `dir` or lies inside it (both absolute, POSIX). */
-export function isWithin(path: string, dir: string): boolean {
-  return path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
 }

@@ -3,10 +3,11 @@
 # files are the ones installed: the stat signature recorded at install time (~20 ms), and only when
 # that differs (a volume copied or restored) the content hash (every file read). tree-hash.sh is
 # put in front of this file. Run by mcpbox as:
-#   sh -c "$(cat tree-hash.sh launch.sh)" mcpbox-launch DIR LOCKFILE TREE SIGNATURE CONTENT EXECUTABLE [ARG...]
+#   sh -c "$(cat tree-hash.sh launch.sh)" mcpbox-launch DIR LOCKFILE BINDIR TREE SIGNATURE CONTENT EXECUTABLE [ARG...]
+# BINDIR is where the tree keeps its executables (node_modules/.bin, venv/bin), relative to DIR.
 set -eu
-dir=$1 lockfile=$2 tree=$3 signature=$4 content=$5 executable=$6
-shift 6
+dir=$1 lockfile=$2 bindir=$3 tree=$4 signature=$5 content=$6 executable=$7
+shift 7
 if [ ! -f "$dir/.mcpbox-install.json" ]; then
   echo "mcpbox: the install at $dir is missing; run: mcpbox update" >&2
   exit 76
@@ -20,9 +21,6 @@ if [ "$(stat_signature "$dir")" != "$signature" ] && [ "$(content_hash "$dir")" 
   echo "mcpbox: integrity mismatch: files of the install at $dir changed since mcpbox installed them; refusing to run it (hint: mcpbox update reinstalls it from the registry)" >&2
   exit 76
 fi
-case "$lockfile" in
-  package-lock.json) PATH="$dir/node_modules/.bin:$PATH" ;;
-  *) PATH="$dir/venv/bin:$PATH" ;;
-esac
+PATH="$dir/$bindir:$PATH"
 export PATH
 exec "$executable" "$@"

@@ -1,18 +1,22 @@
 import { existsSync, statSync } from 'node:fs';
-import { runArgv } from '../engine/argv.js';
+import { runArgv } from '../sandbox/argv.js';
 import type { DockerEngine } from '../engine/docker.js';
 import { locateEngine } from '../engine/locate.js';
-import { CA_VARS, PROXY_VARS } from '../env.js';
-import { eofWatcher } from '../eof-watch.js';
+import { CA_VARS, PROXY_VARS } from '../sandbox/env.js';
+import { eofWatcher } from '../lifecycle/eof-watch.js';
 import { McpboxError } from '../errors.js';
-import { chooseImage } from '../images.js';
-import { findLock, readLock } from '../lock-files.js';
+import { chooseImage } from '../sandbox/images.js';
+import { findLock, readLock } from '../install/lock-files.js';
 import { stateDir } from '../paths.js';
-import { parseRunnerArgs, RUNNER_NAMES } from '../runners.js';
-import { containerSpec, LABEL } from '../sandbox.js';
+import { parseRunnerArgs, RUNNER_NAMES } from '../runners/table.js';
+import { LABEL } from '../engine/containers.js';
+import { containerSpec } from '../sandbox/spec.js';
 import { VERSION } from '../version.js';
-import { type CommandContext, openEngine, settingsFor } from './context.js';
-import { DEFAULT_FLAGS, planRun } from './plan.js';
+import { settingsFor } from '../config/files.js';
+import type { CommandContext } from './context.js';
+import type { Settings } from '../config/settings.js';
+import type { HostEnv } from '../host.js';
+import { DEFAULT_FLAGS, planRun } from '../sandbox/plan.js';
 
 /**
  * `mcpbox doctor`: is this machine ready to run sandboxed servers, and if not, what fixes it. Each
@@ -28,78 +32,9 @@ export interface Check {
 }
 
 export async function doctor(flags: { json?: boolean }, ctx: CommandContext): Promise<number> {
-  const checks: Check[] = [];
-  const add = (check: Check) => checks.push(check);
-  add({ id: 'mcpbox', status: 'ok', detail: `mcpbox ${VERSION} on Node ${process.version} (${process.platform}/${process.arch})` });
-
+  const checks: Check[] = [{ id: 'mcpbox', status: 'ok', detail: `mcpbox ${VERSION} on Node ${process.version} (${process.platform}/${process.arch})` }];
   const settings = await settingsFor(ctx);
-  let engine: DockerEngine | undefined;
-  try {
-    const located = locateEngine({ env: ctx.env, configured: settings.docker });
-    add({ id: 'engine', status: 'ok', detail: `docker CLI at ${located.path} (found via ${located.source})` });
-    engine = openEngine(ctx, settings).engine;
-  } catch (error) {
-    add(failure('engine', error));
-  }
-
-  let reachable = false;
-  if (engine) {
-    try {
-      const version = await engine.json<{ Client?: { Version?: string }; Server?: { Version?: string; Components?: { Name: string }[] } | null }>('version');
-      if (!version.Server) throw new Error('the engine did not answer');
-      const info = await engine.json<{ OperatingSystem?: string; SecurityOptions?: string[]; CgroupVersion?: string; Name?: string }>('info');
-      reachable = true;
-      add({ id: 'daemon', status: 'ok', detail: `engine ${version.Server.Version} answers (client ${version.Client?.Version ?? '?'})` });
-      add({ id: 'engine-kind', status: 'ok', detail: engineKind(version.Server.Components ?? [], info) });
-    } catch (error) {
-      add(failure('daemon', error));
-    }
-  }
-
-  if (engine && reachable) {
-    const images = RUNNER_NAMES.map((runner) => ({ runner, image: chooseImage(runner, undefined, ctx.env, settings).image }));
-    const { missing } = await engine.inspect(images.map((i) => i.image));
-    for (const { runner, image } of images) {
-      add(
-        missing.has(image)
-          ? { id: `image-${runner}`, status: 'warn', detail: `${image} is not built yet (it is built on first use)`, fix: `mcpbox pull ${runner}` }
-          : { id: `image-${runner}`, status: 'ok', detail: `${image} is present` },
-      );
-    }
-    const volumes = await engine.call(['volume', 'ls', '--filter', `label=${LABEL.managed}=true`, '--format', '{{.Name}}']);
-    const names = volumes.stdout.split('\n').filter(Boolean);
-    const lock = findLock(ctx.cwd, stateDir(ctx.env));
-    const locked = Object.keys(readLock(lock.path).servers).length;
-    add({ id: 'caches', status: 'ok', detail: `${names.length} cache volume(s); ${locked} server(s) locked in ${lock.path}` });
-
-    const present = images.find((i) => !missing.has(i.image));
-    add(present ? await smoke(engine, present.runner, settings, ctx) : { id: 'smoke', status: 'warn', detail: 'no image to try the sandbox in yet', fix: 'mcpbox pull npx' });
-  }
-
-  for (const name of CA_VARS) {
-    const path = ctx.env[name];
-    if (!path) continue;
-    add(
-      existsSync(path) && statSync(path).isFile()
-        ? { id: `ca-${name}`, status: 'ok', detail: `${name}=${path}: mounted read-only into every sandbox` }
-        : { id: `ca-${name}`, status: 'fail', detail: `${name}=${path}: no such file`, fix: `point ${name} at your CA bundle, or unset it` },
-    );
-  }
-  if (!CA_VARS.some((name) => ctx.env[name])) add({ id: 'ca', status: 'ok', detail: 'no CA bundle set (NODE_EXTRA_CA_CERTS, SSL_CERT_FILE, REQUESTS_CA_BUNDLE): sandboxes use their own' });
-  const proxies = PROXY_VARS.filter((name) => ctx.env[name]);
-  const local = proxies.filter((name) => /\/\/(localhost|127\.|\[::1\])/.test(ctx.env[name]!));
-  if (proxies.length > 0) {
-    add(
-      local.length > 0
-        ? { id: 'proxy', status: 'warn', detail: `${local.join(', ')} point at this host's loopback, which a container can't reach`, fix: "use the host's address on the Docker network (host.docker.internal on Docker Desktop)" }
-        : { id: 'proxy', status: 'ok', detail: `${proxies.join(', ')} carried into every sandbox` },
-    );
-  }
-  add(
-    eofWatcher(ctx.env)
-      ? { id: 'stdin', status: 'ok', detail: 'perl or python3 found: the client’s stdin goes straight to the engine' }
-      : { id: 'stdin', status: 'warn', detail: 'no perl or python3: mcpbox copies stdin itself to see its end (a little slower per message)', fix: 'install perl or python3' },
-  );
+  checks.push(...(await engineChecks(settings, ctx)), ...hostChecks(ctx.env));
 
   const failed = checks.filter((c) => c.status === 'fail').length;
   if (flags.json) {
@@ -110,6 +45,76 @@ export async function doctor(flags: { json?: boolean }, ctx: CommandContext): Pr
     ctx.stdout.write(failed === 0 ? 'mcpbox is ready.\n' : `${failed} check(s) failed.\n`);
   }
   return failed === 0 ? 0 : 1;
+}
+
+/** The engine: found, answering, which kind; then the default images, caches and a real sandbox. */
+async function engineChecks(settings: Settings, ctx: CommandContext): Promise<Check[]> {
+  const checks: Check[] = [];
+  let engine: DockerEngine;
+  try {
+    const located = locateEngine({ env: ctx.env, configured: settings.docker });
+    checks.push({ id: 'engine', status: 'ok', detail: `docker CLI at ${located.path} (found via ${located.source})` });
+    engine = (await ctx.openEngine(settings.docker)).engine;
+  } catch (error) {
+    return [...checks, failure('engine', error)];
+  }
+  try {
+    const version = await engine.json<{ Client?: { Version?: string }; Server?: { Version?: string; Components?: { Name: string }[] } | null }>('version');
+    if (!version.Server) throw new Error('the engine did not answer');
+    const info = await engine.json<{ OperatingSystem?: string; SecurityOptions?: string[]; CgroupVersion?: string; Name?: string }>('info');
+    checks.push({ id: 'daemon', status: 'ok', detail: `engine ${version.Server.Version} answers (client ${version.Client?.Version ?? '?'})` });
+    checks.push({ id: 'engine-kind', status: 'ok', detail: engineKind(version.Server.Components ?? [], info) });
+  } catch (error) {
+    return [...checks, failure('daemon', error)];
+  }
+
+  const images = RUNNER_NAMES.map((runner) => ({ runner, image: chooseImage(runner, undefined, ctx.env, settings).image }));
+  const { missing } = await engine.inspect(images.map((i) => i.image));
+  for (const { runner, image } of images) {
+    checks.push(
+      missing.has(image)
+        ? { id: `image-${runner}`, status: 'warn', detail: `${image} is not built yet (it is built on first use)`, fix: `mcpbox pull ${runner}` }
+        : { id: `image-${runner}`, status: 'ok', detail: `${image} is present` },
+    );
+  }
+  const volumes = await engine.call(['volume', 'ls', '--filter', `label=${LABEL.managed}=true`, '--format', '{{.Name}}']);
+  const names = volumes.stdout.split('\n').filter(Boolean);
+  const lock = findLock(ctx.cwd, stateDir(ctx.env));
+  const locked = Object.keys(readLock(lock.path).servers).length;
+  checks.push({ id: 'caches', status: 'ok', detail: `${names.length} cache volume(s); ${locked} server(s) locked in ${lock.path}` });
+  const present = images.find((i) => !missing.has(i.image));
+  checks.push(present ? await smoke(engine, present.runner, settings, ctx) : { id: 'smoke', status: 'warn', detail: 'no image to try the sandbox in yet', fix: 'mcpbox pull npx' });
+  return checks;
+}
+
+/** This host: CA bundles, proxies, and how the end of a client's input is seen. */
+function hostChecks(env: HostEnv): Check[] {
+  const checks: Check[] = [];
+  for (const name of CA_VARS) {
+    const path = env[name];
+    if (!path) continue;
+    checks.push(
+      existsSync(path) && statSync(path).isFile()
+        ? { id: `ca-${name}`, status: 'ok', detail: `${name}=${path}: mounted read-only into every sandbox` }
+        : { id: `ca-${name}`, status: 'fail', detail: `${name}=${path}: no such file`, fix: `point ${name} at your CA bundle, or unset it` },
+    );
+  }
+  if (!CA_VARS.some((name) => env[name])) checks.push({ id: 'ca', status: 'ok', detail: 'no CA bundle set (NODE_EXTRA_CA_CERTS, SSL_CERT_FILE, REQUESTS_CA_BUNDLE): sandboxes use their own' });
+  const proxies = PROXY_VARS.filter((name) => env[name]);
+  const local = proxies.filter((name) => /\/\/(localhost|127\.|\[::1\])/.test(env[name]!));
+  if (proxies.length > 0) {
+    checks.push(
+      local.length > 0
+        ? { id: 'proxy', status: 'warn', detail: `${local.join(', ')} point at this host's loopback, which a container can't reach`, fix: "use the host's address on the Docker network (host.docker.internal on Docker Desktop)" }
+        : { id: 'proxy', status: 'ok', detail: `${proxies.join(', ')} carried into every sandbox` },
+    );
+  }
+  checks.push(
+    eofWatcher(env)
+      ? { id: 'stdin', status: 'ok', detail: 'perl or python3 found: the client’s stdin goes straight to the engine' }
+      : { id: 'stdin', status: 'warn', detail: 'no perl or python3: mcpbox copies stdin itself to see its end (a little slower per message)', fix: 'install perl or python3' },
+  );
+  return checks;
 }
 
 function failure(id: string, error: unknown): Check {

@@ -1,10 +1,11 @@
-import { hostProbe } from '../processes.js';
-import { removeStale } from '../sweep.js';
-import { type CommandContext, openEngine, settingsFor } from './context.js';
+import { hostProbe } from '../lifecycle/processes.js';
+import { removeStale } from '../lifecycle/sweep.js';
+import { settingsFor } from '../config/files.js';
+import type { CommandContext } from './context.js';
 
 /** `mcpbox prune`: removes containers whose owning mcpbox process is gone, and says which. */
 export async function prune(flags: { json?: boolean }, ctx: CommandContext): Promise<number> {
-  const { engine } = openEngine(ctx, await settingsFor(ctx));
+  const { engine } = await ctx.openEngine((await settingsFor(ctx)).docker);
   const removed = await removeStale(engine, hostProbe());
   if (flags.json) {
     ctx.stdout.write(`${JSON.stringify(removed.map((c) => ({ name: c.name, ownerPid: c.ownerPid, runner: c.runner, package: c.package })), null, 2)}\n`);

@@ -1,10 +1,11 @@
-import { formatUptime, ownership } from '../containers.js';
-import { hostProbe } from '../processes.js';
-import { type CommandContext, openEngine, settingsFor } from './context.js';
+import { formatUptime, ownership } from '../engine/containers.js';
+import { hostProbe } from '../lifecycle/processes.js';
+import { settingsFor } from '../config/files.js';
+import type { CommandContext } from './context.js';
 
 /** `mcpbox ps`: mcpbox's containers, with the process that owns each. */
 export async function ps(flags: { json?: boolean }, ctx: CommandContext): Promise<number> {
-  const { engine } = openEngine(ctx, await settingsFor(ctx));
+  const { engine } = await ctx.openEngine((await settingsFor(ctx)).docker);
   const probe = hostProbe();
   const now = Date.now();
   const rows = (await engine.listManaged()).map((c) => ({

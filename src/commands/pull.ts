@@ -1,12 +1,14 @@
 import { UsageError } from '../errors.js';
-import { installRequest } from '../lock.js';
-import { findLock } from '../lock-files.js';
+import { installRequest } from '../install/lock.js';
+import { findLock } from '../install/lock-files.js';
 import { createLogger } from '../log.js';
 import { stateDir } from '../paths.js';
-import { isRunner, parseRunnerArgs, RUNNER_NAMES } from '../runners.js';
-import { applyPackagePolicies } from '../config.js';
-import { type CommandContext, openEngine, settingsFor } from './context.js';
-import { DEFAULT_FLAGS, planRun, prepare } from './plan.js';
+import { isRunner, parseRunnerArgs, RUNNER_NAMES, RUNNERS } from '../runners/table.js';
+import { applyPackagePolicies } from '../config/settings.js';
+import { settingsFor } from '../config/files.js';
+import type { CommandContext } from './context.js';
+import { prepare } from '../install/prepare.js';
+import { DEFAULT_FLAGS, planRun } from '../sandbox/plan.js';
 
 /**
  * `mcpbox pull <npx|uvx> [package…]`: everything a first run would do, ahead of time — build or pull
@@ -19,13 +21,13 @@ export async function pull(runner: string, packages: string[], ctx: CommandConte
   const log = process.stderr.isTTY ? ctx.log : createLogger({ quiet: true });
   const quietCtx = { ...ctx, log };
   const base = await settingsFor(ctx);
-  const { engine, env: engineEnv } = openEngine(quietCtx, base);
+  const { engine, env: engineEnv } = await ctx.openEngine(base.docker, log);
   const state = stateDir(ctx.env);
   const lock = findLock(ctx.cwd, state);
 
   const specs = packages.length === 0 ? [undefined] : packages;
   for (const spec of specs) {
-    const invocation = parseRunnerArgs(runner, spec === undefined ? ['--version'] : runner === 'npx' ? ['-y', spec] : [spec]);
+    const invocation = parseRunnerArgs(runner, spec === undefined ? ['--version'] : RUNNERS[runner].lock.argsForPackage(spec));
     const settings = applyPackagePolicies(base, invocation.runner, invocation.packages.map((p) => p.name));
     const plan = planRun(invocation, settings, { ...DEFAULT_FLAGS, autoMount: false }, quietCtx);
     const request = installRequest(invocation);

@@ -1,5 +1,6 @@
 import { UsageError } from '../errors.js';
-import { type CommandContext, openEngine, settingsFor } from './context.js';
+import { settingsFor } from '../config/files.js';
+import type { CommandContext } from './context.js';
 
 /** `mcpbox stop NAME…|--all`: SIGTERM, then kill after the grace period; only mcpbox's containers. */
 export async function stop(names: string[], flags: { all?: boolean; time?: string }, ctx: CommandContext): Promise<number> {
@@ -8,7 +9,7 @@ export async function stop(names: string[], flags: { all?: boolean; time?: strin
   const seconds = flags.time === undefined ? undefined : Number(flags.time);
   if (seconds !== undefined && !(seconds >= 0)) throw new UsageError(`--time ${flags.time}: must be a number of seconds`);
   const settings = await settingsFor(ctx);
-  const { engine } = openEngine(ctx, settings);
+  const { engine } = await ctx.openEngine(settings.docker);
   const managed = (await engine.listManaged()).filter((c) => c.state === 'running' || c.state === 'created');
   const known = new Set(managed.map((c) => c.name));
   const unknown = names.filter((n) => !known.has(n));

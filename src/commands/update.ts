@@ -1,11 +1,13 @@
-import { applyPackagePolicies } from '../config.js';
+import { applyPackagePolicies } from '../config/settings.js';
 import { McpboxError, UsageError } from '../errors.js';
-import { installRequest, type LockEntry } from '../lock.js';
-import { findLock, readLock } from '../lock-files.js';
+import { installRequest, runnerArgs } from '../install/lock.js';
+import { findLock, readLock } from '../install/lock-files.js';
 import { stateDir } from '../paths.js';
-import { parseRunnerArgs } from '../runners.js';
-import { type CommandContext, openEngine, settingsFor } from './context.js';
-import { DEFAULT_FLAGS, planRun, prepare } from './plan.js';
+import { parseRunnerArgs } from '../runners/table.js';
+import { settingsFor } from '../config/files.js';
+import type { CommandContext } from './context.js';
+import { prepare } from '../install/prepare.js';
+import { DEFAULT_FLAGS, planRun } from '../sandbox/plan.js';
 
 /**
  * `mcpbox update [package…]`: resolves locked servers again now (all of them, or those named), installs
@@ -23,7 +25,7 @@ export async function update(names: string[], ctx: CommandContext): Promise<numb
     return 0;
   }
   const base = await settingsFor(ctx);
-  const { engine, env: engineEnv } = openEngine(ctx, base);
+  const { engine, env: engineEnv } = await ctx.openEngine(base.docker);
   let failed = 0;
   for (const entry of chosen) {
     const invocation = parseRunnerArgs(entry.runner, runnerArgs(entry));
@@ -48,18 +50,4 @@ export async function update(names: string[], ctx: CommandContext): Promise<numb
     }
   }
   return failed === 0 ? 0 : 1;
-}
-
-/** The runner argv that asks for exactly what a lock entry locked. */
-export function runnerArgs(entry: Pick<LockEntry, 'runner' | 'specs' | 'command' | 'python'>): string[] {
-  if (entry.runner === 'npx') {
-    return entry.command === undefined ? ['-y', entry.specs[0]!] : ['-y', ...entry.specs.flatMap((s) => ['--package', s]), entry.command];
-  }
-  return [
-    ...(entry.python !== undefined ? ['--python', entry.python] : []),
-    '--from',
-    entry.specs[0]!,
-    ...entry.specs.slice(1).flatMap((w) => ['--with', w]),
-    entry.command!,
-  ];
 }

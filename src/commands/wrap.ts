@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { copyFileSync, existsSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { createTwoFilesPatch } from 'diff';
-import { type ClientName, CLIENT_NAMES, CLIENTS, clientFiles, isClient } from '../clients.js';
+import { type ClientName, CLIENT_NAMES, CLIENTS, clientFiles, isClient } from '../clients/table.js';
 import { ClientConfigError, McpboxError, UsageError } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
 import { stateDir } from '../paths.js';
-import { unwrapConfig, type WrapRecord, wrapConfig } from '../wrap.js';
+import { unwrapConfig, type WrapRecord, wrapConfig } from '../clients/wrap.js';
 import type { CommandContext } from './context.js';
 
 /**
@@ -106,29 +107,15 @@ function editFile(action: 'wrap' | 'unwrap', file: string, client: ClientName | 
   const backup = `${real}.mcpbox-${new Date().toISOString().replace(/[:.]/g, '-')}.bak`;
   copyFileSync(real, backup);
   try {
-    replaceIfUnchanged(real, next, text);
+    // Unless the client (or you) saved the file while mcpbox was editing it: then that edit wins.
+    const changed = () => new ClientConfigError(`${real} changed while mcpbox was editing it; left as it is now`, 'run the command again');
+    writeFileAtomic(real, next, { unless: { expected: text, error: changed } });
   } catch (error) {
     rmSync(backup, { force: true });
     throw error;
   }
   writeRecords(recordsFile, real, records);
   out(`  backup: ${backup}`);
-}
-
-/**
- * Replaces the file with `text`, unless it no longer holds `expected` (the client, or you, saved it
- * while mcpbox was editing it): then nothing is replaced and the edit wins.
- */
-export function replaceIfUnchanged(path: string, text: string, expected: string) {
-  const mode = statSync(path).mode & 0o7777;
-  const temp = `${path}.mcpbox-${process.pid}.tmp`;
-  writeFileSync(temp, text, { mode });
-  chmodSync(temp, mode);
-  if (readFileSync(path, 'utf8') !== expected) {
-    rmSync(temp, { force: true });
-    throw new ClientConfigError(`${path} changed while mcpbox was editing it; left as it is now`, 'run the command again');
-  }
-  renameSync(temp, path);
 }
 
 function readRecords(path: string): WrapRecord[] {
@@ -144,8 +131,7 @@ function writeRecords(path: string, file: string, records: WrapRecord[]) {
     rmSync(path, { force: true });
     return;
   }
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, `${JSON.stringify({ file, records }, null, 2)}\n`, { mode: 0o600 });
+  writeFileAtomic(path, `${JSON.stringify({ file, records }, null, 2)}\n`, { mode: 0o600 });
 }
 
 const list = (names: readonly string[]) => (names.length === 0 ? '—' : names.join(', '));

@@ -3,8 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { EngineNotFoundError, EngineUnreachableError, ImageUnavailableError, McpboxError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { type ManagedContainer, parsePs, PS_FORMAT } from '../containers.js';
-import { LABEL } from '../sandbox.js';
+import { LABEL, type ManagedContainer, parsePs, PS_FORMAT } from './containers.js';
 import { engineFailure, missingObjects } from './diagnose.js';
 import { type EnvFile, type EnvLine, openEnvFile } from './env-file.js';
 

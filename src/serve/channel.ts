@@ -1,13 +1,13 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import type { EngineLaunch } from '../engine/argv.js';
+import type { EngineLaunch } from '../sandbox/argv.js';
 import type { DockerEngine } from '../engine/docker.js';
+import { stagedStop } from '../lifecycle/shutdown.js';
 
 /**
  * JSON-RPC to and from one sandboxed server over its container's stdio (newline-delimited, as MCP's
- * stdio transport frames it). Closing is staged like a client's: end of input, then SIGTERM, then the
- * container is removed.
+ * stdio transport frames it). Closing is the staged shutdown `run` uses too.
  */
 export class ContainerChannel {
   onmessage?: (message: JSONRPCMessage) => void;
@@ -60,17 +60,12 @@ export class ContainerChannel {
     return this.#child.exitCode === null && this.#child.signalCode === null;
   }
 
-  /** End of input; after `graceMs` SIGTERM; after another, removal. Resolves when the container is gone. */
+  /** The staged shutdown (src/lifecycle/shutdown.ts): end of input, SIGTERM, removal. Resolves when the container is gone. */
   close(graceMs: number): Promise<void> {
-    this.#closing ??= (async () => {
-      this.#child.stdin.end();
-      const exited = (ms: number) => Promise.race([this.#exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref())]);
-      if (!(await exited(graceMs))) {
-        this.#child.kill('SIGTERM');
-        if (!(await exited(graceMs))) await this.#engine.remove([this.name]).catch(() => {});
-      }
+    const target = { exited: this.#exited, signal: (signal: NodeJS.Signals) => void this.#child.kill(signal), remove: () => this.#engine.remove([this.name]).catch(() => {}) };
+    this.#closing ??= stagedStop(target, { graceMs, endInput: () => this.#child.stdin.end(), removeWhy: 'server ignored SIGTERM' }).then(async () => {
       await this.#exited;
-    })();
+    });
     return this.#closing;
   }
 }

@@ -1,6 +1,8 @@
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { execa } from 'execa';
 import type { TestProject } from 'vitest/node';
-import { MCPBOX, testEnv, WORKDIR } from './helpers.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -12,8 +14,23 @@ declare module 'vitest' {
  * End-to-end tests need a real Docker engine. In CI a missing engine fails the run (.ci/run starts
  * one); on a laptop without Docker they are skipped, loudly. The default images are then prepared
  * through mcpbox itself: a first run builds them from images/ (on the bootstrap's bases in CI).
+ *
+ * Nothing is left behind: every temporary directory the tests (and the mcpbox processes they start)
+ * make is under one root, TMPDIR for the whole run, removed at the end with every mcpbox volume the
+ * run created.
  */
 export default async function setup(project: TestProject) {
+  const root = mkdtempSync(join(tmpdir(), 'mcpbox-e2e-'));
+  // The non-root test user (fidelity tests) must reach the directories made for it inside.
+  chmodSync(root, 0o755);
+  process.env.TMPDIR = root;
+  const volumesBefore = new Set(await mcpboxVolumes());
+  const teardown = async () => {
+    const made = (await mcpboxVolumes()).filter((v) => !volumesBefore.has(v));
+    if (made.length > 0) await execa('docker', ['volume', 'rm', '--force', ...made], { reject: false });
+    rmSync(root, { recursive: true, force: true });
+  };
+
   const info = await execa('docker', ['info', '--format', '{{.ServerVersion}}'], { reject: false });
   if (info.exitCode !== 0) {
     const why = String(info.stderr || info.message || 'no docker CLI').split('\n')[0];
@@ -21,11 +38,19 @@ export default async function setup(project: TestProject) {
     const bar = '!'.repeat(78);
     console.warn(`\n${bar}\n!! e2e tests SKIPPED: no Docker engine answers (${why}).\n!! Start Docker and run \`npm test\` again; CI never skips them.\n${bar}\n`);
     project.provide('engine', false);
-    return;
+    return teardown;
   }
+  // Loaded only now: it makes its working and state directories as it loads, and they belong under the root.
+  const { MCPBOX, testEnv, WORKDIR } = await import('./helpers.js');
   for (const runner of ['npx', 'uvx']) {
     const prepared = await execa('node', [MCPBOX, 'run', runner, '--version'], { cwd: WORKDIR, env: testEnv(), reject: false, stdin: 'ignore', stderr: 'inherit' });
     if (prepared.exitCode !== 0) throw new Error(`e2e: could not prepare the ${runner} image (exit ${prepared.exitCode})`);
   }
   project.provide('engine', true);
+  return teardown;
+}
+
+async function mcpboxVolumes(): Promise<string[]> {
+  const listed = await execa('docker', ['volume', 'ls', '--quiet', '--filter', 'label=dev.mcpbox.managed=true'], { reject: false });
+  return listed.exitCode === 0 ? listed.stdout.split('\n').filter(Boolean) : [];
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import type { InstallRecord, LockEntry, LockFile } from '../../src/lock.js';
+import type { InstallRecord, LockEntry, LockFile } from '../../src/install/lock.js';
 import { connect, containersOf, docker, mcpbox, quietStateDir, serverProcesses, testEnv, textOf } from './helpers.js';
 
 const engine = inject('engine');

@@ -2,9 +2,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { split } from 'shlex';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { parseRunnerArgs } from '../../src/runners.js';
-import { cacheVolumeName } from '../../src/sandbox.js';
-import { NOBODY } from '../../src/mounts.js';
+import { parseRunnerArgs } from '../../src/runners/table.js';
+import { cacheVolumeName } from '../../src/sandbox/spec.js';
+import { NOBODY } from '../../src/sandbox/mounts.js';
 import {
   childrenOf,
   connect,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import type { InstallRecord, LockFile } from '../../src/lock.js';
+import type { InstallRecord, LockFile } from '../../src/install/lock.js';
 import { containersOf, docker, mcpbox, quietStateDir, testEnv } from './helpers.js';
 
 /**

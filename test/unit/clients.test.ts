@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CLIENTS, clientFiles } from '../../src/clients.js';
+import { CLIENTS, clientFiles } from '../../src/clients/table.js';
 import { engineKind } from '../../src/commands/doctor.js';
 
 const places = (platform: NodeJS.Platform, env: Record<string, string> = {}) => ({ home: platform === 'win32' ? 'C:\\Users\\me' : platform === 'darwin' ? '/Users/me' : '/home/me', platform, env, cwd: '/work/project' });

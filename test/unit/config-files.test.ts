@@ -2,7 +2,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { loadSettings, PROJECT_CODE_PLACES, PROJECT_DATA_PLACES, projectSearchDirs } from '../../src/config-files.js';
+import { loadSettings, PROJECT_CODE_PLACES, PROJECT_DATA_PLACES, projectSearchDirs } from '../../src/config/files.js';
 import { ConfigError } from '../../src/errors.js';
 
 let root: string;
@@ -209,7 +209,7 @@ describe('a project file may only narrow', () => {
   });
 
   it("a project's package policy tightens that package's runs only", async () => {
-    const { applyPackagePolicies } = await import('../../src/config.js');
+    const { applyPackagePolicies } = await import('../../src/config/settings.js');
     write(join(xdg, 'mcpbox', 'config.json'), { packages: { p: { memory: '1g' } } });
     write(join(project, '.mcpboxrc.json'), { packages: { p: { memory: '4g', network: 'none' }, q: { pids: 10 } } });
     const { settings } = await load();

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { applyPackagePolicies, formatProblems, mergeSettings, narrowSettings, projectProblems, secretEntries, type Settings, validateSettings } from '../../src/config.js';
+import { applyPackagePolicies, formatProblems, mergeSettings, narrowSettings, projectProblems, secretEntries, type Settings, validateSettings } from '../../src/config/settings.js';
 
 const problemsOf = (raw: unknown) => validateSettings(raw, '/home/me/.config/mcpbox/config.json').problems.map((p) => `${p.key}: ${p.message}`);
 

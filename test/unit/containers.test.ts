@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatUptime, type ManagedContainer, ownership, parsePs } from '../../src/containers.js';
-import { staleContainers } from '../../src/sweep.js';
+import { formatUptime, type ManagedContainer, ownership, parsePs } from '../../src/engine/containers.js';
+import { staleContainers } from '../../src/lifecycle/sweep.js';
 
 const container = (over: Partial<ManagedContainer> = {}): ManagedContainer => ({
   name: 'mcpbox-npx-x-abc123',

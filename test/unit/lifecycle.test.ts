@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { supervise, type SuperviseOptions } from '../../src/lifecycle.js';
+import { supervise, type SuperviseOptions } from '../../src/lifecycle/supervise.js';
 import { createLogger } from '../../src/log.js';
 
 /** A stand-in for the engine: `run` gives a child whose exit the test decides. */

@@ -1,17 +1,17 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { runnerArgs } from '../../src/commands/update.js';
 import {
-  describeNpmInstall,
-  describeUvInstall,
   installRequest,
   type LockEntry,
   lockEntryProblem,
   lockKey,
   needsRefresh,
-  parseInstallReport,
-} from '../../src/lock.js';
-import { parseRunnerArgs } from '../../src/runners.js';
+  runnerArgs,
+} from '../../src/install/lock.js';
+import { parseRunnerArgs } from '../../src/runners/table.js';
+import { describeNpmInstall } from '../../src/runners/npx.js';
+import { parseInstallReport } from '../../src/runners/report.js';
+import { describeUvInstall } from '../../src/runners/uvx.js';
 
 const request = (runner: string, args: string[]) => installRequest(parseRunnerArgs(runner, args));
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
-import { type HostFs, parseMountSpec, planMounts, refusalReason, sandboxUser } from '../../src/mounts.js';
+import type { HostFs } from '../../src/host.js';
+import { refusalReason } from '../../src/host-paths.js';
+import { parseMountSpec, planMounts, sandboxUser } from '../../src/sandbox/mounts.js';
 
 /** A host with these paths; `links` are symlinks (path → target). */
 function fakeFs(paths: Record<string, 'dir' | 'file' | 'socket'>, links: Record<string, string> = {}): HostFs {

@@ -1,7 +1,9 @@
 import npa from 'npm-package-arg';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/errors.js';
-import { parseNpmSpec, parsePythonSpec, parseRunnerArgs } from '../../src/runners.js';
+import { parseNpmSpec } from '../../src/runners/npx.js';
+import { parseRunnerArgs } from '../../src/runners/table.js';
+import { parsePythonSpec } from '../../src/runners/uvx.js';
 
 const packagesOf = (runner: string, args: string[]) =>
   parseRunnerArgs(runner, args).packages.map((p) => [p.name, p.version ?? null]);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { engineEnvironment, engineLaunch, envFileLines, runArgv } from '../../src/engine/argv.js';
-import { caSetup, proxyVars, resolveForwardedEnv } from '../../src/env.js';
-import { parseRunnerArgs } from '../../src/runners.js';
+import { engineLaunch, envFileLines, runArgv } from '../../src/sandbox/argv.js';
+import { engineEnvironment } from '../../src/engine/environment.js';
+import { caSetup, proxyVars, resolveForwardedEnv } from '../../src/sandbox/env.js';
+import { parseRunnerArgs } from '../../src/runners/table.js';
 import {
   cacheVolumeName,
   containerLabels,
@@ -11,8 +12,8 @@ import {
   DEFAULT_POLICY,
   installVolumeName,
   resolvePolicy,
-} from '../../src/sandbox.js';
-import { NOBODY } from '../../src/mounts.js';
+} from '../../src/sandbox/spec.js';
+import { NOBODY } from '../../src/sandbox/mounts.js';
 
 const noCa = { mounts: [], env: {}, missing: [] };
 
@@ -127,19 +128,20 @@ describe('secrets stay out of argv and out of the engine CLI', () => {
   });
 
   it("the engine CLI's environment is its own configuration only: no forwarded value", () => {
-    const env = engineEnvironment({ PATH: '/bin', HOME: '/root', AWS_SECRET_ACCESS_KEY: 'nope', DOCKER_HOST: 'unix:///x.sock' }, spec);
+    const fifo = () => ({ path: '/fifo', close() {} });
+    const { env } = engineLaunch(spec, engineEnvironment({ PATH: '/bin', HOME: '/root', AWS_SECRET_ACCESS_KEY: 'nope', DOCKER_HOST: 'unix:///x.sock' }), fifo);
     expect(env).toEqual({ PATH: '/bin', HOME: '/root', DOCKER_HOST: 'unix:///x.sock' });
   });
 
   it.each(['LD_PRELOAD', 'NODE_OPTIONS', 'DYLD_INSERT_LIBRARIES', 'PATH', 'HOME', 'DOCKER_HOST'])('%s forwarded reaches the container, not the CLI', (name) => {
-    const launch = engineLaunch(containerSpec(input({ forwarded: [{ name, value: '/evil' }] })), { PATH: '/bin' }, { PATH: '/bin' }, (lines) => ({ path: `/fifo:${JSON.stringify(lines)}`, close() {} }));
+    const launch = engineLaunch(containerSpec(input({ forwarded: [{ name, value: '/evil' }] })), { PATH: '/bin' }, (lines) => ({ path: `/fifo:${JSON.stringify(lines)}`, close() {} }));
     expect(launch.env[name]).not.toBe('/evil');
     expect(launch.argv.join(' ')).not.toContain(`${name}=/evil`);
     expect(flagValue(launch.argv, '--env-file')).toEqual([`/fifo:${JSON.stringify([{ name, value: '/evil' }])}`]);
   });
 
   it('no values, no env file', () => {
-    const launch = engineLaunch(containerSpec(input()), {}, {}, () => {
+    const launch = engineLaunch(containerSpec(input()), {}, () => {
       throw new Error('opened');
     });
     expect([launch.envFile, launch.argv.includes('--env-file')]).toEqual([undefined, false]);

@@ -4,7 +4,7 @@ import { ConfigError } from '../../src/errors.js';
 import { authorize, bearerToken, tokenDigest } from '../../src/serve/auth.js';
 import type { ContainerChannel } from '../../src/serve/channel.js';
 import { Session, SharedBackend } from '../../src/serve/sessions.js';
-import { parseServeConfig, SERVE_DEFAULTS } from '../../src/serve-config.js';
+import { parseServeConfig, SERVE_DEFAULTS } from '../../src/serve/config.js';
 
 const TOKEN = 'x'.repeat(32);
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parse } from 'jsonc-parser';
 import { describe, expect, it } from 'vitest';
 import { ClientConfigError } from '../../src/errors.js';
-import { classify, unwrapConfig, wrapConfig } from '../../src/wrap.js';
+import { classify, unwrapConfig, wrapConfig } from '../../src/clients/wrap.js';
 
 const FIXTURES = join(import.meta.dirname, '..', 'fixtures', 'clients');
 const fixture = (name: string) => readFileSync(join(FIXTURES, name), 'utf8');
@@ -149,7 +149,10 @@ describe('replacing a client file', () => {
     const { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
-    const { replaceIfUnchanged } = await import('../../src/commands/wrap.js');
+    const { writeFileAtomic } = await import('../../src/files.js');
+    const { ClientConfigError } = await import('../../src/errors.js');
+    const replaceIfUnchanged = (path: string, text: string, expected: string) =>
+      writeFileAtomic(path, text, { unless: { expected, error: () => new ClientConfigError(`${path} changed while mcpbox was editing it; left as it is now`) } });
     const dir = mkdtempSync(join(tmpdir(), 'mcpbox-wrap-race-'));
     try {
       const file = join(dir, 'mcp.json');

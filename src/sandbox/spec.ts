@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { DEFAULT_LIMITS, type Settings } from './config.js';
-import { envFileFits } from './engine/env-file.js';
+import { DEFAULT_LIMITS, type Settings } from '../config/settings.js';
+import { LABEL } from '../engine/containers.js';
+import { envFileFits } from '../engine/env-file.js';
 import type { CaSetup, ForwardedVar } from './env.js';
 import { type MountPlan, NOBODY } from './mounts.js';
-import type { RunnerInvocation } from './runners.js';
-import { CACHE_DIR, RUNNERS } from './runners.js';
+import type { RunnerInvocation } from '../runners/table.js';
+import { CACHE_DIR, RUNNERS } from '../runners/table.js';
 
 /**
  * The sandbox as data: what every container mcpbox starts looks like. Pure; src/engine/argv.ts turns
@@ -36,21 +37,6 @@ export const INSTALL_DIR = '/mcpbox/install';
 /** What a writable cache volume may hold before installs and unlocked runs refuse to start (see cacheCheck). */
 export const DEFAULT_CACHE_LIMIT = '4g';
 
-/** Label keys; `managed` marks a container (or volume) as mcpbox's. */
-export const LABEL = {
-  managed: 'dev.mcpbox.managed',
-  ownerPid: 'dev.mcpbox.owner-pid',
-  ownerHost: 'dev.mcpbox.owner-host',
-  startedAt: 'dev.mcpbox.started-at',
-  runner: 'dev.mcpbox.runner',
-  package: 'dev.mcpbox.package',
-  version: 'dev.mcpbox.version',
-  /** 'install' for the containers that install packages (and for install volumes); absent for servers. */
-  role: 'dev.mcpbox.role',
-  /** mcpbox serve: the server name and the HTTP session a container serves. */
-  served: 'dev.mcpbox.served',
-  session: 'dev.mcpbox.session',
-} as const;
 
 export function resolvePolicy(settings: Settings): SandboxPolicy {
   return {

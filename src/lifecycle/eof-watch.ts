@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { findOnPath } from './engine/locate.js';
+import { findOnPath } from '../engine/locate.js';
 
 /**
  * Noticing that the client closed stdin without reading stdin. The docker CLI reads the client's

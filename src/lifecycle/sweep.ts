@@ -1,8 +1,8 @@
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type ManagedContainer, type OwnerProbe, ownership } from './containers.js';
-import type { DockerEngine } from './engine/docker.js';
-import type { Logger } from './log.js';
+import { type ManagedContainer, type OwnerProbe, ownership } from '../engine/containers.js';
+import type { DockerEngine } from '../engine/docker.js';
+import type { Logger } from '../log.js';
 
 /** Containers whose mcpbox process on this host is gone. */
 export function staleContainers(containers: readonly ManagedContainer[], probe: OwnerProbe): ManagedContainer[] {

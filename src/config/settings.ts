@@ -1,4 +1,5 @@
-import { RUNNER_NAMES, type Runner } from './runners.js';
+import { ENV_NAME } from '../host.js';
+import { RUNNER_NAMES, type Runner } from '../runners/table.js';
 
 /**
  * mcpbox's settings, as validated from any one file. Every key is optional: a file says only what it
@@ -60,7 +61,6 @@ export function sizeInBytes(size: string): number {
   const unit = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
   return Number(match[1]) * unit;
 }
-const ENV_ENTRY = /^[A-Za-z_][A-Za-z0-9_]*(?:=.*)?$/s;
 const KNOWN_KEYS = ['images', 'baseImages', 'memory', 'cpus', 'pids', 'network', 'env', 'grace', 'docker', 'mounts', 'autoMount', 'packages', 'updateInterval', 'cacheLimit'] as const;
 const POLICY_KEYS = ['env', 'network', 'memory', 'cpus', 'pids', 'mounts', 'grace', 'image'] as const;
 const MOUNT_ENTRY = /^.+?(?::(?:ro|rw))?$/s;
@@ -168,7 +168,7 @@ function validateScalars(input: Record<string, unknown>, prefix: string, problem
     } else problem(`${prefix}network`, 'must be "bridge", "none" or a network name');
   }
   if (input.env !== undefined) {
-    if (Array.isArray(input.env) && input.env.every((e) => typeof e === 'string' && ENV_ENTRY.test(e))) out.env = input.env as string[];
+    if (Array.isArray(input.env) && input.env.every((e) => typeof e === 'string' && ENV_NAME.test(e.split('=', 1)[0]!))) out.env = input.env as string[];
     else problem(`${prefix}env`, 'must be a list of variable names or NAME=VALUE pairs');
   }
   if (input.grace !== undefined) {

@@ -1,5 +1,5 @@
-import type { ContainerSpec, Mount } from '../sandbox.js';
-import type { EnvFile, EnvLine } from './env-file.js';
+import type { ContainerSpec, Mount } from './spec.js';
+import type { EnvFile, EnvLine } from '../engine/env-file.js';
 
 /**
  * ContainerSpec → `docker run` argv. Pure. Every hardening flag is here, in one place, and the full
@@ -72,56 +72,6 @@ export function envFileLines(spec: Pick<ContainerSpec, 'env'>): EnvLine[] {
   return spec.env.filter((v) => v.via === 'file').map(({ name, value }) => ({ name, value }));
 }
 
-/** Environment for the engine CLI: its own configuration plus mcpbox's own fixed-name values (never forwarded ones). */
-export function engineEnvironment(
-  hostEnv: Readonly<Record<string, string | undefined>>,
-  spec: Pick<ContainerSpec, 'env'>,
-): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const name of ENGINE_ENV) {
-    const value = hostEnv[name];
-    if (value !== undefined) env[name] = value;
-  }
-  for (const v of spec.env) if (v.via === 'environment') env[v.name] = v.value;
-  return env;
-}
-
-/**
- * What the docker CLI itself reads: where the engine is (contexts, DOCKER_HOST, TLS, ssh agent for
- * ssh:// hosts, XDG_RUNTIME_DIR for rootless sockets), plus what processes need on each platform.
- */
-export const ENGINE_ENV: ReadonlySet<string> = new Set([
-  'PATH',
-  'HOME',
-  'USER',
-  'LOGNAME',
-  'LANG',
-  'TMPDIR',
-  'XDG_RUNTIME_DIR',
-  'XDG_CONFIG_HOME',
-  'DOCKER_HOST',
-  'DOCKER_CONTEXT',
-  'DOCKER_CONFIG',
-  'DOCKER_CERT_PATH',
-  'DOCKER_TLS_VERIFY',
-  'DOCKER_API_VERSION',
-  'DOCKER_BUILDKIT',
-  'BUILDKIT_PROGRESS',
-  'SSH_AUTH_SOCK',
-  'CONTAINER_HOST',
-  // Windows
-  'SystemRoot',
-  'SYSTEMROOT',
-  'USERPROFILE',
-  'APPDATA',
-  'LOCALAPPDATA',
-  'ProgramData',
-  'ProgramFiles',
-  'PATHEXT',
-  'TEMP',
-  'TMP',
-]);
-
 /** What starting a spec takes: the argv, the CLI's environment and the env file holding the values. */
 export interface EngineLaunch {
   readonly argv: string[];
@@ -129,13 +79,13 @@ export interface EngineLaunch {
   readonly envFile: EnvFile | undefined;
 }
 
-export function engineLaunch(
-  spec: ContainerSpec,
-  hostEnv: Readonly<Record<string, string | undefined>>,
-  engineEnv: Readonly<Record<string, string>>,
-  openFile: (lines: readonly EnvLine[]) => EnvFile,
-): EngineLaunch {
+/**
+ * Starting a spec: the engine CLI's own environment (see engine/open.ts) plus mcpbox's fixed-name
+ * values; forwarded values in an env file.
+ */
+export function engineLaunch(spec: ContainerSpec, engineEnv: Readonly<Record<string, string>>, openFile: (lines: readonly EnvLine[]) => EnvFile): EngineLaunch {
   const lines = envFileLines(spec);
   const envFile = lines.length > 0 ? openFile(lines) : undefined;
-  return { argv: runArgv(spec, envFile?.path), env: { ...engineEnvironment(hostEnv, spec), ...engineEnv }, envFile };
+  const own = Object.fromEntries(spec.env.filter((v) => v.via === 'environment').map((v) => [v.name, v.value]));
+  return { argv: runArgv(spec, envFile?.path), env: { ...engineEnv, ...own }, envFile };
 }

@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../errors.js';
+import { writeFileAtomic } from '../files.js';
 import { EMPTY_LOCK, type InstallRecord, type LockEntry, type LockFile } from './lock.js';
 
 /**
@@ -40,7 +41,7 @@ export function readLock(path: string): LockFile {
 export function writeLockEntry(path: string, key: string, entry: LockEntry): void {
   const current = readLock(path);
   const servers = Object.fromEntries(Object.entries({ ...current.servers, [key]: entry }).sort(([a], [b]) => a.localeCompare(b)));
-  atomicWrite(path, `${JSON.stringify({ lockfileVersion: 1, servers }, null, 2)}\n`);
+  writeFileAtomic(path, `${JSON.stringify({ lockfileVersion: 1, servers }, null, 2)}\n`);
 }
 
 const INSTALLS = 'installs.json';
@@ -54,17 +55,10 @@ export function readInstalls(stateDir: string): Record<string, InstallRecord> {
 }
 
 export function writeInstall(stateDir: string, key: string, record: InstallRecord): void {
-  atomicWrite(join(stateDir, INSTALLS), `${JSON.stringify({ ...readInstalls(stateDir), [key]: record }, null, 2)}\n`);
+  writeFileAtomic(join(stateDir, INSTALLS), `${JSON.stringify({ ...readInstalls(stateDir), [key]: record }, null, 2)}\n`);
 }
 
 /** Install records are per lock key, image and uid. */
 export function installKey(lockKey: string, image: string, user: string): string {
   return `${lockKey} | ${image} | ${user}`;
-}
-
-function atomicWrite(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true });
-  const temp = `${path}.${process.pid}.tmp`;
-  writeFileSync(temp, text);
-  renameSync(temp, path);
 }

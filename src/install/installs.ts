@@ -1,22 +1,21 @@
 import { createHash } from 'node:crypto';
-import { engineLaunch } from './engine/argv.js';
-import type { DockerEngine } from './engine/docker.js';
-import { InstallError, IntegrityError } from './errors.js';
-import { sandboxScript } from './images.js';
+import { engineLaunch } from '../sandbox/argv.js';
+import type { DockerEngine } from '../engine/docker.js';
+import { InstallError, IntegrityError } from '../errors.js';
+import { sandboxScript } from '../sandbox/images.js';
 import {
-  describeNpmInstall,
-  describeUvInstall,
   type InstallRecord,
   type InstallRequest,
   type LockEntry,
   lockEntryProblem,
   lockKey,
   needsRefresh,
-  parseInstallReport,
 } from './lock.js';
 import { installKey, readInstalls, readLock, writeInstall, writeLockEntry } from './lock-files.js';
-import type { Logger } from './log.js';
-import { type ContainerSpec, INSTALL_DIR } from './sandbox.js';
+import type { Logger } from '../log.js';
+import { parseInstallReport } from '../runners/report.js';
+import { RUNNERS } from '../runners/table.js';
+import { type ContainerSpec, INSTALL_DIR } from '../sandbox/spec.js';
 
 /** Installs land in the install volume as `tree-<first 12 of the tree hash>`. */
 const INSTALL_PREFIX = `${INSTALL_DIR}/tree`;
@@ -62,9 +61,8 @@ export interface LockPlaces {
  */
 export async function lockedServer(site: InstallSite, request: InstallRequest, places: LockPlaces): Promise<LockedServer> {
   const key = lockKey(request);
-  const entry = readLock(places.lockPath).servers[key];
   const recordKey = installKey(key, site.image, site.user);
-  const previous = readInstalls(places.stateDir)[recordKey];
+  const { entry, record: previous } = installedHere(request, { ...places, image: site.image, user: site.user });
   // What this machine installed in this very volume, by its fingerprint: the only tree reused.
   const reuse = previous?.volumeId === site.volumeId && previous.content ? previous : undefined;
 
@@ -101,6 +99,24 @@ export async function lockedServer(site: InstallSite, request: InstallRequest, p
   return { entry, record: again.record };
 }
 
+/**
+ * What this machine has for a request, in this image, for this user: its lock entry and install
+ * record (either may be missing, or not match the other). The one place that looks.
+ */
+export function installedHere(
+  request: InstallRequest,
+  at: { readonly lockPath: string; readonly stateDir: string; readonly image: string; readonly user: string },
+): { entry: LockEntry | undefined; record: InstallRecord | undefined } {
+  const key = lockKey(request);
+  return { entry: readLock(at.lockPath).servers[key], record: readInstalls(at.stateDir)[installKey(key, at.image, at.user)] };
+}
+
+/** The locked server installed here, when the record holds its entry's tree: what a warm start runs. */
+export function installedServer(...args: Parameters<typeof installedHere>): LockedServer | undefined {
+  const { entry, record } = installedHere(...args);
+  return entry && record && installedAsLocked(record, entry) ? { entry, record } : undefined;
+}
+
 /** A record of this entry's tree, made by this version of mcpbox (older records lack the fingerprints). */
 export function installedAsLocked(record: InstallRecord, entry: LockEntry): boolean {
   return record.tree === entry.tree && record.executable === entry.executable && Boolean(record.signature && record.content);
@@ -109,9 +125,9 @@ export function installedAsLocked(record: InstallRecord, entry: LockEntry): bool
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 async function install(site: InstallSite, request: InstallRequest, locked: LockEntry | undefined, now: Date, reuse?: InstallRecord): Promise<LockedServer> {
-  const name = request.runner === 'npx' ? 'npx-install.sh' : 'uvx-install.sh';
-  const script = ['tree-hash.sh', 'install-common.sh', name].map((s) => sandboxScript(s as Parameters<typeof sandboxScript>[0])).join('\n');
-  const args = ['-c', script, 'mcpbox-install', INSTALL_PREFIX, ...(request.runner === 'uvx' ? [request.python ?? '-'] : []), ...(locked ? [] : request.specs)];
+  const runner = RUNNERS[request.runner].lock;
+  const script = (['tree-hash.sh', 'install-common.sh', runner.script] as const).map(sandboxScript).join('\n');
+  const args = ['-c', script, 'mcpbox-install', INSTALL_PREFIX, ...runner.scriptArgs(request), ...(locked ? [] : request.specs)];
   const spec = site.spec(args, {
     ...(locked && { MCPBOX_LOCKFILE: locked.lockfile }),
     ...(reuse && { MCPBOX_REUSE_DIR: reuse.dir, MCPBOX_REUSE_CONTENT: reuse.content }),
@@ -121,7 +137,7 @@ async function install(site: InstallSite, request: InstallRequest, locked: LockE
   const watchdog = site.engine.watchdog(spec.name);
   let result: Awaited<ReturnType<InstallSite['engine']['capture']>>;
   try {
-    const launch = engineLaunch(spec, site.hostEnv, site.engineEnv, (lines) => site.engine.envFile(lines));
+    const launch = engineLaunch(spec, site.engineEnv, (lines) => site.engine.envFile(lines));
     result = await site.engine.capture(launch.argv, launch.env, 'install', launch.envFile);
   } finally {
     watchdog.release();
@@ -132,7 +148,7 @@ async function install(site: InstallSite, request: InstallRequest, locked: LockE
   let report;
   try {
     report = parseInstallReport(result.stdout);
-    described = request.runner === 'npx' ? describeNpmInstall(request, report) : describeUvInstall(request, report);
+    described = runner.describe(request, report);
   } catch (error) {
     throw new InstallError(`installed ${request.specs.join(' ')} but ${(error as Error).message}`);
   }

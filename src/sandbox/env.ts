@@ -1,4 +1,5 @@
-import { UsageError } from './errors.js';
+import { UsageError } from '../errors.js';
+import { ENV_NAME, type HostEnv } from '../host.js';
 
 /**
  * What crosses from the host environment into a sandbox: only what was named. Values travel in the
@@ -9,9 +10,7 @@ export interface ForwardedVar {
   readonly value: string;
 }
 
-const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-export type HostEnv = Readonly<Record<string, string | undefined>>;
+export type { HostEnv };
 
 /** `-e NAME` (value from mcpbox's environment) and `-e NAME=VALUE`; later entries win. */
 export function resolveForwardedEnv(entries: readonly string[], hostEnv: HostEnv): { vars: ForwardedVar[]; unset: string[] } {
@@ -20,7 +19,7 @@ export function resolveForwardedEnv(entries: readonly string[], hostEnv: HostEnv
   for (const entry of entries) {
     const eq = entry.indexOf('=');
     const name = eq === -1 ? entry : entry.slice(0, eq);
-    if (!NAME.test(name)) throw new UsageError(`-e ${entry}: "${name}" is not a valid variable name`, 'use -e NAME or -e NAME=VALUE');
+    if (!ENV_NAME.test(name)) throw new UsageError(`-e ${entry}: "${name}" is not a valid variable name`, 'use -e NAME or -e NAME=VALUE');
     if (eq !== -1) vars.set(name, entry.slice(eq + 1));
     else if (hostEnv[name] !== undefined) vars.set(name, hostEnv[name]);
     else unset.push(name);

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { OwnerProbe } from './containers.js';
+import type { OwnerProbe } from '../engine/containers.js';
 
 /** Liveness and start times of host processes, for telling whether a container's owner is gone. */
 export function isAlive(pid: number): boolean {

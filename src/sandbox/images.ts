@@ -1,14 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { IMAGE_NAME, type Settings } from './config.js';
-import { UsageError } from './errors.js';
+import { IMAGE_NAME, type Settings } from '../config/settings.js';
+import { UsageError } from '../errors.js';
 import type { HostEnv } from './env.js';
-import type { Runner } from './runners.js';
-import { RUNNERS } from './runners.js';
-import { shortHash } from './sandbox.js';
+import type { Runner } from '../runners/table.js';
+import { RUNNERS } from '../runners/table.js';
+import { shortHash } from './spec.js';
+import { IMAGES_DIR } from '../paths.js';
 
-/** images/ ships in the npm package beside dist/ (and beside src/ in a checkout). */
-export const IMAGES_DIR = fileURLToPath(new URL('../images/', import.meta.url));
 
 export interface ImageChoice {
   readonly image: string;

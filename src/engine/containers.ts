@@ -1,4 +1,19 @@
-import { LABEL } from './sandbox.js';
+/** Label keys; `managed` marks a container (or volume) as mcpbox's. */
+export const LABEL = {
+  managed: 'dev.mcpbox.managed',
+  ownerPid: 'dev.mcpbox.owner-pid',
+  ownerHost: 'dev.mcpbox.owner-host',
+  startedAt: 'dev.mcpbox.started-at',
+  runner: 'dev.mcpbox.runner',
+  package: 'dev.mcpbox.package',
+  version: 'dev.mcpbox.version',
+  /** 'install' for the containers that install packages (and for install volumes); absent for servers. */
+  role: 'dev.mcpbox.role',
+  /** mcpbox serve: the server name and the HTTP session a container serves. */
+  served: 'dev.mcpbox.served',
+  session: 'dev.mcpbox.session',
+} as const;
+
 
 /**
  * mcpbox's containers as `docker ps` reports them, and which are stale: owned by an mcpbox process on

@@ -1,17 +1,13 @@
 import { posix } from 'node:path';
-import { UsageError } from './errors.js';
+import { UsageError } from '../errors.js';
+import type { HostFs } from '../host.js';
+import { isWithin, refusalReason } from '../host-paths.js';
 
 /**
  * Which host paths a server sees. Arguments that name existing host paths are bind-mounted at the
  * same path, so the server sees the paths the client sends; the working directory too, so terminal
  * use works in place. Some places are never mounted implicitly. Pure: the filesystem is passed in.
  */
-export interface HostFs {
-  /** The path with symlinks resolved, or undefined when nothing is there. */
-  realpath(path: string): string | undefined;
-  kind(path: string): 'dir' | 'file' | 'socket' | 'other' | undefined;
-}
-
 export interface Bind {
   readonly source: string;
   readonly target: string;
@@ -42,27 +38,7 @@ export interface MountPlanInput {
   readonly fs: HostFs;
 }
 
-const SYSTEM_DIRS = ['/etc', '/usr', '/var', '/proc', '/sys', '/dev', '/boot', '/run', '/private/etc', '/private/var'];
-// Temporary directories that live under system trees (macOS puts $TMPDIR under /private/var/folders).
-const TEMP_DIRS = ['/var/tmp', '/var/folders', '/private/var/folders', '/private/tmp'];
-const CREDENTIAL_PATHS = ['.ssh', '.gnupg', '.aws', '.azure', '.kube', '.docker', '.config/gcloud', '.config/gh', '.netrc', '.npmrc', '.pypirc', '.git-credentials', '.password-store'];
-const ENGINE_SOCKETS = /^(?:docker|podman|containerd|dockershim)\.sock$|^docker_engine$/;
-
-const within = (path: string, dir: string) => path === dir || path.startsWith(dir === '/' ? '/' : `${dir}/`);
-
-/** Why a host path is never mounted implicitly, or undefined when it may be. */
-export function refusalReason(real: string, home: string, fs: Pick<HostFs, 'kind'>): string | undefined {
-  if (real === '/') return 'it is the root filesystem';
-  if (real === home) return 'it is your whole home directory';
-  // /home, /Users, ~/..: everything in home (credentials included) is inside it.
-  if (within(home, real)) return `it contains your home directory (${home})`;
-  if (ENGINE_SOCKETS.test(posix.basename(real)) || fs.kind(real) === 'socket') return 'it is a socket (an engine socket would hand over the host)';
-  const system = SYSTEM_DIRS.find((dir) => within(real, dir));
-  if (system && !TEMP_DIRS.some((dir) => within(real, dir))) return `it is inside ${system}, a system directory`;
-  const credentials = CREDENTIAL_PATHS.map((p) => posix.join(home, p)).find((dir) => within(real, dir));
-  if (credentials) return `it holds credentials (${credentials})`;
-  return undefined;
-}
+const within = isWithin;
 
 /** `PATH[:ro|rw]` */
 export function parseMountSpec(spec: string): { path: string; readonly: boolean } {

@@ -1,5 +1,6 @@
 import { applyEdits, findNodeAtLocation, getNodeValue, type JSONPath, modify, type Node, parse, parseTree, printParseErrorCode, type ParseError } from 'jsonc-parser';
-import { ClientConfigError } from './errors.js';
+import { ClientConfigError } from '../errors.js';
+import { isRunner, RUNNER_NAMES, type Runner } from '../runners/table.js';
 
 /**
  * Rewriting MCP client configurations so their npx/uvx servers start through mcpbox, and back. Pure:
@@ -69,7 +70,7 @@ export function listEntries(text: string, root: Node): ServerEntry[] {
 }
 
 export type Verdict =
-  | { readonly kind: 'wrap'; readonly runner: 'npx' | 'uvx'; readonly shell?: readonly string[] }
+  | { readonly kind: 'wrap'; readonly runner: Runner; readonly shell?: readonly string[] }
   | { readonly kind: 'wrapped' }
   | { readonly kind: 'remote' }
   | { readonly kind: 'other'; readonly command: string };
@@ -86,7 +87,7 @@ export function classify(entry: ServerEntry['value']): Verdict {
   const rest = shellPrefix ? args.slice(2) : args;
   const name = basename(command);
   if (name === 'mcpbox' && rest[0] === 'run') return { kind: 'wrapped' };
-  if (name === 'npx' || name === 'uvx') return shellPrefix ? { kind: 'wrap', runner: name, shell: shellPrefix } : { kind: 'wrap', runner: name };
+  if (isRunner(name)) return shellPrefix ? { kind: 'wrap', runner: name, shell: shellPrefix } : { kind: 'wrap', runner: name };
   return { kind: 'other', command: entry.command };
 }
 
@@ -189,7 +190,7 @@ function unwrappedCommand(value: ServerEntry['value'], original: ServerEntry['va
   const rest = shell ? args.slice(2) : args;
   let i = 1; // after "run": mcpbox's own options, then the runner
   while (i < rest.length && rest[i]!.startsWith('-')) i += RUN_OPTIONS_WITH_VALUES.has(rest[i]!) ? 2 : 1;
-  const runner = rest[i] ?? 'npx';
+  const runner = rest[i] ?? RUNNER_NAMES[0]!;
   const runnerArgs = rest.slice(i + 1);
   const originalCommand = typeof original?.command === 'string' && basename(original.command) === runner ? original.command : runner;
   return shell ? { command: value.command as string, args: [args[0]!, runner, ...runnerArgs] } : { command: originalCommand, args: runnerArgs };

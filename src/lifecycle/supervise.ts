@@ -1,8 +1,9 @@
 import { constants } from 'node:os';
-import type { DockerEngine, EngineProcess } from './engine/docker.js';
-import type { EnvFile } from './engine/env-file.js';
+import type { DockerEngine, EngineProcess } from '../engine/docker.js';
+import type { EnvFile } from '../engine/env-file.js';
+import { stagedStop, type StopTarget } from './shutdown.js';
 import type { EofWatch } from './eof-watch.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../log.js';
 
 /**
  * Ties a container's life to its client, whatever the server does (staged like the MCP SDK's stdio
@@ -52,15 +53,6 @@ export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 export async function supervise(options: SuperviseOptions): Promise<number | 'retry'> {
   const { engine, name, graceMs, log } = options;
   const signals = options.signals ?? process;
-
-  const timers = new Set<NodeJS.Timeout>();
-  const after = (ms: number, action: () => void) => {
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      action();
-    }, ms);
-    timers.add(timer);
-  };
   let removal: Promise<void> | undefined;
   const remove = (why: string) => {
     if (removal) return removal;
@@ -70,23 +62,12 @@ export async function supervise(options: SuperviseOptions): Promise<number | 're
   };
 
   const startedAt = new Date();
-  let child: EngineProcess | undefined;
-  let ended = false;
-  const onEnd = () => {
-    if (ended || !options.stopOnEof) return;
-    ended = true;
-    after(graceMs, () => {
-      log.note(`input closed ${graceMs / 1000} s ago and the server is still running: sending SIGTERM`);
-      child?.kill('SIGTERM');
-      after(graceMs, () => void remove('server ignored SIGTERM'));
-    });
-  };
   // Own process group unless in a terminal: a Ctrl-C or a group kill reaches mcpbox only, which
   // passes it on exactly once (docker run proxies signals it receives to the server).
   const watchEof = options.tty || !options.stopOnEof ? undefined : options.watchEof;
   const copyStdin = !options.tty && options.stopOnEof && !watchEof;
   // The engine first (it is what the client waits for), then the helpers around it.
-  child = engine.run(options.argv, {
+  const child = engine.run(options.argv, {
     env: options.env,
     stdin: copyStdin ? 'pipe' : 'inherit',
     stderr: options.verify ? 'pipe' : 'inherit',
@@ -94,21 +75,18 @@ export async function supervise(options: SuperviseOptions): Promise<number | 're
     envFile: options.envFile,
   });
   const watchdog = engine.watchdog(name);
-  const watch = watchEof?.(onEnd);
+  const target: StopTarget = { exited: child.exit, signal: (signal) => child.kill(signal), remove };
 
-  // Hold the engine's stderr until the warm start is confirmed, then let it flow.
-  const held: Buffer[] = [];
-  let verdict: 'ok' | 'retry' | undefined;
-  const out = options.stderr ?? process.stderr;
-  child.stderr?.on('data', (chunk: Buffer) => (verdict === 'ok' ? out.write(chunk) : verdict === undefined && held.push(chunk)));
-  const verified = options.verify?.().then((result) => {
-    verdict = result;
-    if (result === 'ok') for (const chunk of held.splice(0)) out.write(chunk);
-    else void remove('warm start failed its check');
-    return result;
-  });
-  // The check itself failed (the engine is not answering): it says why; remove quietly, in case.
-  verified?.catch(() => engine.remove([name]).catch(() => {}));
+  // The client closed stdin: the server's input has ended; stop it if it doesn't go by itself.
+  let ended = false;
+  const onEnd = () => {
+    if (ended || !options.stopOnEof) return;
+    ended = true;
+    const onTerm = () => log.note(`input closed ${graceMs / 1000} s ago and the server is still running: sending SIGTERM`);
+    void stagedStop(target, { graceMs, onTerm, removeWhy: 'server ignored SIGTERM' });
+  };
+  const watch = watchEof?.(onEnd);
+  const verified = holdStderrUntilVerified(options, child, remove);
 
   let received: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -117,17 +95,10 @@ export async function supervise(options: SuperviseOptions): Promise<number | 're
       return;
     }
     received = signal;
-    child?.kill(signal);
-    after(graceMs, () => void remove(`server still running ${graceMs / 1000} s after ${signal}`));
+    void stagedStop(target, { graceMs, signal, removeWhy: `server still running ${graceMs / 1000} s after ${signal}` });
   };
   if (!options.tty) for (const signal of FORWARDED_SIGNALS) signals.on(signal, onSignal);
-
-  const input = child.stdin;
-  if (input) {
-    input.on('error', () => {}); // EPIPE once the engine has gone; its exit is what counts.
-    options.stdin.pipe(input);
-    options.stdin.once('end', onEnd);
-  }
+  const unpipe = pipeStdin(options.stdin, child.stdin, onEnd);
 
   let result: { exitCode: number | null; signal: NodeJS.Signals | null };
   try {
@@ -138,13 +109,9 @@ export async function supervise(options: SuperviseOptions): Promise<number | 're
       return 'retry';
     }
   } finally {
-    for (const timer of timers) clearTimeout(timer);
     for (const signal of FORWARDED_SIGNALS) signals.off(signal, onSignal);
     watch?.stop();
-    if (input) {
-      options.stdin.unpipe(input);
-      options.stdin.off('end', onEnd);
-    }
+    unpipe();
   }
   // The CLI itself was killed (not the server): the container may still be running.
   if (result.signal) await remove(`docker CLI ended by ${result.signal}`);
@@ -156,6 +123,38 @@ export async function supervise(options: SuperviseOptions): Promise<number | 're
   if (received && removal) return 128 + constants.signals[received];
   if (typeof result.exitCode === 'number') return result.exitCode;
   return 128 + (result.signal ? constants.signals[result.signal] : 0);
+}
+
+/**
+ * A warm start runs before its image and install volume are confirmed: the engine's stderr is held
+ * until they are, then let through; on 'retry' it is dropped and the container removed.
+ */
+function holdStderrUntilVerified(options: SuperviseOptions, child: EngineProcess, remove: (why: string) => Promise<void>): Promise<'ok' | 'retry'> | undefined {
+  const held: Buffer[] = [];
+  let verdict: 'ok' | 'retry' | undefined;
+  const out = options.stderr ?? process.stderr;
+  child.stderr?.on('data', (chunk: Buffer) => (verdict === 'ok' ? out.write(chunk) : verdict === undefined && held.push(chunk)));
+  const verified = options.verify?.().then((result) => {
+    verdict = result;
+    if (result === 'ok') for (const chunk of held.splice(0)) out.write(chunk);
+    else void remove('warm start failed its check');
+    return result;
+  });
+  // The check itself failed (the engine is not answering): it says why; remove quietly, in case.
+  verified?.catch(() => options.engine.remove([options.name]).catch(() => {}));
+  return verified;
+}
+
+/** Copies the client's stdin to the engine when mcpbox must see its end itself; returns the undo. */
+function pipeStdin(stdin: NodeJS.ReadableStream, input: EngineProcess['stdin'], onEnd: () => void): () => void {
+  if (!input) return () => {};
+  input.on('error', () => {}); // EPIPE once the engine has gone; its exit is what counts.
+  stdin.pipe(input);
+  stdin.once('end', onEnd);
+  return () => {
+    stdin.unpipe(input);
+    stdin.off('end', onEnd);
+  };
 }
 
 async function explainKill(options: SuperviseOptions, startedAt: Date): Promise<void> {

@@ -1,12 +1,12 @@
-import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, extname, join, posix } from 'node:path';
-import type { Settings } from './config.js';
-import { formatProblems, narrowSettings, projectProblems, secretEntries, validateSettings } from './config.js';
-import { ConfigError } from './errors.js';
-import type { HostEnv } from './env.js';
-import { refusalReason } from './mounts.js';
-import { isWithin } from './paths.js';
+import type { Settings } from './settings.js';
+import { formatProblems, narrowSettings, projectProblems, secretEntries, validateSettings } from './settings.js';
+import { ConfigError } from '../errors.js';
+import { requirePrivate } from '../files.js';
+import { type HostContext, type HostEnv, realHostFs } from '../host.js';
+import { isWithin, refusalReason } from '../host-paths.js';
 
 /**
  * Finding and reading configuration (the I/O half; src/config.ts validates). MCPBOX_CONFIG names one
@@ -190,7 +190,8 @@ function check(raw: unknown, file: string, trust: Trust, home: string): Settings
   const dir = basename(dirname(file)) === '.config' ? dirname(dirname(file)) : dirname(file);
   const resolve = (path: string) => (path === '~' || path.startsWith('~/') || path.startsWith('/') ? path : posix.resolve(dir, path));
   if (trust === 'project') {
-    const place = { realDir: realpath(dir) ?? dir, resolve, realpath, refusal: (real: string) => refusalReason(real, home, { kind: hostKind }) };
+    const realpath = (path: string) => realHostFs.realpath(path);
+    const place = { realDir: realpath(dir) ?? dir, resolve, realpath, refusal: (real: string) => refusalReason(real, home, realHostFs) };
     const outside = projectProblems(settings, file, place);
     if (outside.length > 0) throw new ConfigError(formatProblems(outside), 'a repository you cloned could ship this file: only your user configuration may do that');
   }
@@ -198,15 +199,9 @@ function check(raw: unknown, file: string, trust: Trust, home: string): Settings
   // Project files travel with the repository (git keeps no modes): values there are not secret by
   // definition. A user file with values is where tokens end up, so it must be private.
   const secrets = trust === 'user' ? secretEntries(settings) : [];
-  if (secrets.length > 0 && process.platform !== 'win32') {
-    const mode = statSync(file).mode & 0o777;
-    if (mode & 0o077) {
-      const names = secrets.map((s) => s.slice(0, s.indexOf('='))).join(', ');
-      throw new ConfigError(
-        `${file} holds secret values (${names}) but is readable by others (mode ${mode.toString(8).padStart(4, '0')})`,
-        `chmod 600 ${file}`,
-      );
-    }
+  if (secrets.length > 0) {
+    const names = secrets.map((s) => s.slice(0, s.indexOf('='))).join(', ');
+    requirePrivate(file, (mode) => `${file} holds secret values (${names}) but is readable by others (mode ${mode})`);
   }
 
   // Relative mounts are relative to the file that names them. A project's are mounted by the path
@@ -215,25 +210,13 @@ function check(raw: unknown, file: string, trust: Trust, home: string): Settings
     entries?.map((entry) => {
       const mode = /:(?:ro|rw)$/.exec(entry)?.[0] ?? '';
       const path = resolve(entry.slice(0, entry.length - mode.length));
-      return (trust === 'project' ? (realpath(path) ?? path) : path) + mode;
+      return (trust === 'project' ? (realHostFs.realpath(path) ?? path) : path) + mode;
     });
   const packages = settings.packages && Object.fromEntries(Object.entries(settings.packages).map(([name, p]) => [name, p.mounts ? { ...p, mounts: absolute(p.mounts)! } : p]));
   return { ...settings, ...(settings.mounts && { mounts: absolute(settings.mounts)! }), ...(packages && { packages }) };
 }
 
-function realpath(path: string): string | undefined {
-  try {
-    return realpathSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
-function hostKind(path: string): 'dir' | 'file' | 'socket' | 'other' | undefined {
-  try {
-    const stat = statSync(path);
-    return stat.isDirectory() ? 'dir' : stat.isFile() ? 'file' : stat.isSocket() ? 'socket' : 'other';
-  } catch {
-    return undefined;
-  }
+/** The settings a command runs with: the user file, then the project's (narrowing). */
+export async function settingsFor(ctx: Pick<HostContext, 'env' | 'cwd'>): Promise<Settings> {
+  return (await loadSettings(ctx.env, ctx.cwd)).settings;
 }

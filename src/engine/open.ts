@@ -1,0 +1,23 @@
+import type { HostEnv } from '../host.js';
+import type { Logger } from '../log.js';
+import { runtimeDir } from '../paths.js';
+import { DockerEngine } from './docker.js';
+import { engineEnvironment } from './environment.js';
+import { enginePath, locateEngine } from './locate.js';
+
+export interface OpenedEngine {
+  readonly engine: DockerEngine;
+  /**
+   * The CLI's environment, built here and nowhere else: its own configuration from the host's (no
+   * forwarded values), PATH with the CLI's own directory first.
+   */
+  readonly env: Record<string, string>;
+}
+
+/** Finds the docker CLI (MCPBOX_DOCKER, the `docker` setting, PATH, the usual places) and opens it. */
+export function openEngine(ctx: { readonly env: HostEnv; readonly log: Logger }, configured: string | undefined): OpenedEngine {
+  const located = locateEngine({ env: ctx.env, configured });
+  const env = engineEnvironment(ctx.env);
+  env.PATH = enginePath(located.path, ctx.env.PATH);
+  return { engine: new DockerEngine({ bin: located.path, env, log: ctx.log, runtimeDir: runtimeDir(ctx.env) }), env };
+}

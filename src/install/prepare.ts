@@ -1,0 +1,86 @@
+import type { DockerEngine } from '../engine/docker.js';
+import { LABEL } from '../engine/containers.js';
+import type { Logger } from '../log.js';
+import type { RunPlan } from '../sandbox/plan.js';
+import { cacheVolumeName } from '../sandbox/spec.js';
+import { type LockedServer, lockedServer } from './installs.js';
+import type { InstallRequest } from './lock.js';
+import { installSpec, installVolume } from './specs.js';
+
+/**
+ * Preparing a server to start, shared by run, pull, update and serve: its image (built or pulled),
+ * its volumes (created and opened to the sandbox user) and, for a lockable request, its locked install.
+ */
+export interface PrepareOptions {
+  readonly hostEnv: Readonly<Record<string, string | undefined>>;
+  readonly log: Logger;
+  readonly stateDir: string;
+  readonly intervalHours: number;
+  /** Resolve again whatever the lock says (mcpbox update). */
+  readonly force?: boolean;
+}
+
+/**
+ * Everything a server needs before it starts: its image (built or pulled), its cache volume (created
+ * and opened to the sandbox user) and, for a lockable request, its locked install.
+ */
+export async function prepare(
+  engine: DockerEngine,
+  engineEnv: Readonly<Record<string, string>>,
+  plan: RunPlan,
+  locked: { request: InstallRequest; lockPath: string } | undefined,
+  options: PrepareOptions,
+): Promise<{ server?: LockedServer }> {
+  const { image } = plan.spec;
+  const { invocation } = plan.input;
+  const cache = cacheVolumeName(invocation, plan.spec.user, plan.input.owner);
+  const install = locked && cache ? installVolume(plan, locked.request) : undefined;
+  const volumes = [cache, install].filter((v): v is string => v !== undefined);
+  const inspected = await engine.inspect([image, ...volumes]);
+  if (inspected.missing.has(image)) await provideImage(engine, plan, options.log);
+  const ids = new Map<string, string>();
+  for (const volume of volumes) {
+    const known = inspected.volumeIds.get(volume);
+    if (known && !inspected.missing.has(volume)) {
+      ids.set(volume, known);
+      continue;
+    }
+    const role: Record<string, string> = volume === install ? { [LABEL.role]: 'install' } : {};
+    const labels = { volume: { [LABEL.managed]: 'true', [LABEL.runner]: invocation.runner, ...role }, container: plan.spec.labels };
+    ids.set(volume, await engine.prepareVolume(volume, image, labels, plan.input.cacheLimitKb));
+  }
+  if (!locked || !install) return {};
+  const server = await lockedServer(
+    {
+      engine,
+      engineEnv,
+      hostEnv: options.hostEnv,
+      image,
+      volume: install,
+      volumeId: ids.get(install)!,
+      user: plan.spec.user,
+      log: options.log,
+      spec: (installArgs, installEnv) => installSpec(plan, install, installArgs, installEnv),
+    },
+    locked.request,
+    { lockPath: locked.lockPath, stateDir: options.stateDir, intervalHours: options.intervalHours, now: new Date(), ...(options.force && { force: true }) },
+  );
+  return { server };
+}
+
+/** Builds mcpbox's default image, or pulls a chosen one. */
+async function provideImage(engine: DockerEngine, plan: RunPlan, log: Logger): Promise<void> {
+  const { image } = plan.spec;
+  if (plan.choice.build) {
+    log.info(`building ${image} from ${plan.choice.build.context} on ${plan.choice.build.base} (first use only)`);
+    await engine.build({
+      tag: image,
+      context: plan.choice.build.context,
+      buildArgs: { BASE_IMAGE: plan.choice.build.base },
+      labels: { [LABEL.managed]: 'true', 'dev.mcpbox.base-image': plan.choice.build.base },
+    });
+  } else {
+    log.info(`pulling ${image}`);
+    await engine.pull(image);
+  }
+}

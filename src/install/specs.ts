@@ -1,0 +1,60 @@
+import { LABEL } from '../engine/containers.js';
+import { RUNNERS } from '../runners/table.js';
+import type { RunPlan } from '../sandbox/plan.js';
+import { sandboxScript } from '../sandbox/images.js';
+import { type ContainerSpec, containerSpec, installVolumeName } from '../sandbox/spec.js';
+import { type InstallRecord, type InstallRequest, type LockEntry, lockKey } from './lock.js';
+
+/**
+ * The two containers a locked server adds to the plain plan: the install container, and the server
+ * started from its install. Pure.
+ */
+/** The install volume of a locked request in this plan's image, for this plan's user. */
+export function installVolume(plan: RunPlan, request: InstallRequest): string {
+  return installVolumeName(plan.input.invocation, lockKey(request), plan.spec.image, plan.spec.user, plan.input.owner);
+}
+
+/**
+ * A locked server: the installed executable, started directly after the launcher checks the tree
+ * (its lock file, then the fingerprints of its files). Its install volume is read-only; its cache a
+ * throwaway: a locked server installs nothing.
+ */
+export function launchSpec(plan: RunPlan, request: InstallRequest, entry: LockEntry, record: InstallRecord): ContainerSpec {
+  const { lockfile, binDir } = RUNNERS[request.runner].lock;
+  const serverArgs = plan.input.host.args.slice(request.serverArgsFrom);
+  const script = `${sandboxScript('tree-hash.sh')}\n${sandboxScript('launch.sh')}`;
+  return containerSpec({
+    ...plan.input,
+    command: {
+      entrypoint: 'sh',
+      args: ['-c', script, 'mcpbox-launch', record.dir, lockfile, binDir, record.tree, record.signature, record.content, entry.executable, ...serverArgs],
+      install: { volume: record.volume, readonly: true },
+      cacheTmpfs: true,
+    },
+  });
+}
+
+/**
+ * The install container: no host files, no variables but the proxies, a network to reach the
+ * registry, the cache volume and the install volume, both writable.
+ */
+export function installSpec(plan: RunPlan, volume: string, args: readonly string[], installEnv: Readonly<Record<string, string>>): ContainerSpec {
+  const { input } = plan;
+  return containerSpec({
+    ...input,
+    name: `${input.name}-install`,
+    labels: { ...input.labels, [LABEL.role]: 'install' },
+    forwarded: plan.proxies,
+    tty: false,
+    host: { binds: [], args: [], workdir: undefined },
+    identity: {},
+    command: {
+      entrypoint: 'sh',
+      args,
+      network: input.policy.network === 'none' ? 'bridge' : input.policy.network,
+      env: installEnv,
+      install: { volume, readonly: false },
+    },
+  });
+}
+

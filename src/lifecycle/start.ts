@@ -1,0 +1,93 @@
+import type { Settings } from '../config/settings.js';
+import type { DockerEngine } from '../engine/docker.js';
+import type { HostContext } from '../host.js';
+import { installedServer } from '../install/installs.js';
+import type { InstallRequest } from '../install/lock.js';
+import { prepare } from '../install/prepare.js';
+import { launchSpec } from '../install/specs.js';
+import { needsRefresh } from '../install/lock.js';
+import { engineLaunch } from '../sandbox/argv.js';
+import type { RunPlan } from '../sandbox/plan.js';
+import type { ContainerSpec } from '../sandbox/spec.js';
+import { eofWatcher } from './eof-watch.js';
+import { supervise } from './supervise.js';
+
+/**
+ * `mcpbox run`'s way to its server: a warm start when the server is locked, installed here and not
+ * due for a refresh (the container starts at once; its image and install volume are checked while
+ * it comes up); otherwise, or when that check fails before the client's input was read, prepare
+ * (image, volumes, install) and start. Returns the exit code.
+ */
+export interface StartInput {
+  readonly engine: DockerEngine;
+  readonly engineEnv: Readonly<Record<string, string>>;
+  readonly ctx: HostContext;
+  readonly plan: RunPlan;
+  readonly settings: Settings;
+  /** The locked request and where its lock is; absent for what resolves on every start. */
+  readonly locked: { readonly request: InstallRequest; readonly lockPath: string } | undefined;
+  readonly stateDir: string;
+  /** Apply the end-of-input rule (a client's pipe, unless --no-stop-on-eof). */
+  readonly stopOnEof: boolean;
+}
+
+export async function startServer(input: StartInput): Promise<number> {
+  const { engine, ctx, plan, settings, locked } = input;
+  const { image, user } = plan.spec;
+  const intervalHours = settings.updateInterval ?? 24;
+  const start = starter(input);
+
+  const installed = locked && !plan.spec.tty ? installedServer(locked.request, { lockPath: locked.lockPath, stateDir: input.stateDir, image, user }) : undefined;
+  const warm = installed && !needsRefresh(installed.entry, new Date(), intervalHours) ? installed : undefined;
+  if (locked && warm) {
+    let why = '';
+    const volume = warm.record.volume;
+    const verify = () =>
+      engine.inspect([image, volume]).then(({ missing, volumeIds }) => {
+        if (missing.has(image)) why = `the image ${image} is gone (nothing was read from the client yet)`;
+        else if (volumeIds.get(volume) !== warm.record.volumeId) {
+          why = `the install volume ${volume} was removed or recreated since the last run, so its install is gone; the client's first message went to this failed start (if the client is still waiting, restart the server)`;
+        }
+        return why ? 'retry' : 'ok';
+      });
+    const outcome = await start(launchSpec(plan, locked.request, warm.entry, warm.record), verify);
+    if (outcome !== 'retry') return outcome;
+    ctx.log.warn(`${why}: preparing it again`);
+  }
+
+  const prepared = await prepare(engine, input.engineEnv, plan, locked, { hostEnv: ctx.env, log: ctx.log, stateDir: input.stateDir, intervalHours });
+  const spec = prepared.server && locked ? launchSpec(plan, locked.request, prepared.server.entry, prepared.server.record) : plan.spec;
+  const outcome = await start(spec);
+  // Only a checked (warm) start can ask to be retried.
+  if (outcome === 'retry') throw new Error('unexpected retry of a checked start');
+  return outcome;
+}
+
+/** Starts a spec under supervision: its env file, stdin, signals, the end-of-input rule, the watchdog. */
+function starter(input: StartInput): (spec: ContainerSpec, verify?: () => Promise<'ok' | 'retry'>) => Promise<number | 'retry'> {
+  const { engine, ctx, settings } = input;
+  const watchEof = eofWatcher(ctx.env);
+  return (spec, verify) => {
+    const launch = engineLaunch(spec, input.engineEnv, (lines) => engine.envFile(lines));
+    return supervise({
+      engine,
+      argv: launch.argv,
+      env: launch.env,
+      envFile: launch.envFile,
+      name: spec.name,
+      stdin: ctx.stdin,
+      tty: spec.tty,
+      stopOnEof: input.stopOnEof,
+      graceMs: graceMs(settings),
+      memory: spec.policy.memory,
+      log: ctx.log,
+      watchEof,
+      ...(verify && { verify }),
+    });
+  };
+}
+
+/** The grace period a server gets after its input ends or a signal (the `grace` setting, 2 s by default). */
+export function graceMs(settings: Pick<Settings, 'grace'>): number {
+  return (settings.grace ?? 2) * 1000;
+}

@@ -1,0 +1,113 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Settings } from '../config/settings.js';
+import { formatProblems, sizeInBytes, validateSettings } from '../config/settings.js';
+import { UsageError } from '../errors.js';
+import { type HostContext, existingFile, hostOwner, isPipe, realHostFs } from '../host.js';
+import { type RunnerInvocation, RUNNERS } from '../runners/table.js';
+import { VERSION } from '../version.js';
+import { caSetup, type ForwardedVar, proxyVars, resolveForwardedEnv } from './env.js';
+import { chooseImage, type ImageChoice } from './images.js';
+import { NOBODY, planMounts, sandboxUser } from './mounts.js';
+import { containerLabels, containerName, type ContainerInput, type ContainerSpec, containerSpec, DEFAULT_CACHE_LIMIT, resolvePolicy } from './spec.js';
+
+/**
+ * Planning a server's container: everything that needs no engine (image, policy, environment,
+ * mounts, user), shared by run, pull, update, serve and doctor.
+ */
+export interface RunFlags {
+  env: string[];
+  image?: string;
+  network?: string;
+  memory?: string;
+  cpus?: string;
+  pids?: string;
+  grace?: string;
+  mount: string[];
+  autoMount: boolean;
+  lock: boolean;
+  stopOnEof: boolean;
+  dryRun: boolean;
+  /** Decide rather than detect that an MCP client is on the other end (serve: no terminal, no working directory). */
+  client?: boolean;
+}
+
+/** The defaults commander gives `run`, for commands that plan a server without its flags. */
+export const DEFAULT_FLAGS: RunFlags = { env: [], mount: [], autoMount: true, lock: true, stopOnEof: true, dryRun: false };
+
+export interface RunPlan {
+  /** The container as the runner would run it (resolving on every start). */
+  readonly spec: ContainerSpec;
+  /** What it was built from, for the launch and install variants. */
+  readonly input: ContainerInput;
+  readonly choice: ImageChoice;
+  readonly client: boolean;
+  /** The proxies: all an install container gets of the host environment. */
+  readonly proxies: readonly ForwardedVar[];
+}
+
+/** Everything about the container that needs no engine: image, policy, environment, mounts, user. */
+export function planRun(invocation: RunnerInvocation, settings: Settings, flags: RunFlags, ctx: HostContext): RunPlan {
+  const runner = RUNNERS[invocation.runner];
+  const choice = chooseImage(invocation.runner, flags.image, ctx.env, settings);
+
+  const forwarded = resolveForwardedEnv([...(settings.env ?? []), ...flags.env], ctx.env);
+  for (const name of forwarded.unset) ctx.log.note(`-e ${name}: not set in mcpbox's environment, so not passed`);
+  const forwardedNames = new Set(forwarded.vars.map((v) => v.name));
+  const proxies = proxyVars(ctx.env);
+  const fs = ctx.fs ?? realHostFs;
+  const ca = caSetup(ctx.env, runner.caEnv, (path) => existingFile(fs, path));
+  for (const name of ca.missing) ctx.log.warn(`${name} names ${ctx.env[name]}, which does not exist: not mounted`);
+
+  // An MCP client talks over a pipe or socket; a terminal, a script or CI over anything else.
+  const tty = flags.client === undefined && Boolean(ctx.stdin.isTTY && ctx.stdout.isTTY);
+  const client = flags.client ?? (!tty && isPipe(ctx.stdin));
+  const host = planMounts({
+    args: invocation.args,
+    mountCwd: !client,
+    cwd: ctx.cwd,
+    home: ctx.home,
+    // A Windows host's paths have no same-path equivalent in a Linux container.
+    autoMount: (settings.autoMount ?? true) && flags.autoMount && ctx.platform !== 'win32',
+    explicit: [...(settings.mounts ?? []), ...flags.mount],
+    fs,
+  });
+  for (const note of host.notes) ctx.log.note(note);
+  const user = sandboxUser({ platform: ctx.platform, uid: ctx.uid, gid: ctx.gid, binds: host.binds });
+
+  const input: ContainerInput = {
+    invocation,
+    policy: resolvePolicy(settings),
+    image: choice.image,
+    name: containerName(invocation, randomBytes(3).toString('hex')),
+    labels: containerLabels(invocation, { pid: ctx.pid, host: hostname(), startedAt: new Date(), version: VERSION }),
+    ca,
+    forwarded: [...forwarded.vars, ...proxies.filter((v) => !forwardedNames.has(v.name))],
+    tty,
+    user,
+    owner: hostOwner(ctx),
+    cacheLimitKb: Math.floor(sizeInBytes(settings.cacheLimit ?? DEFAULT_CACHE_LIMIT) / 1024),
+    host,
+    ...(user !== NOBODY && ctx.username && { identity: { USER: ctx.username, LOGNAME: ctx.username } }),
+  };
+  return { spec: containerSpec(input), input, choice, client, proxies };
+}
+
+/** The same plan with some of its container's inputs replaced (a fresh name and labels per serve session). */
+export function respec(plan: RunPlan, overrides: Partial<ContainerInput>): RunPlan {
+  const input = { ...plan.input, ...overrides };
+  return { ...plan, input, spec: containerSpec(input) };
+}
+
+/** Flags are one more settings layer, checked by the same rules as files. */
+export function withFlags(settings: Settings, flags: RunFlags): Settings {
+  const raw: Record<string, unknown> = {};
+  if (flags.memory !== undefined) raw.memory = flags.memory;
+  if (flags.cpus !== undefined) raw.cpus = flags.cpus;
+  if (flags.pids !== undefined) raw.pids = Number(flags.pids);
+  if (flags.network !== undefined) raw.network = flags.network;
+  if (flags.grace !== undefined) raw.grace = Number(flags.grace);
+  const { settings: fromFlags, problems } = validateSettings(raw, 'command line');
+  if (problems.length > 0) throw new UsageError(formatProblems(problems).replace(/"(\w+)"/, '--$1'));
+  return { ...settings, ...fromFlags };
+}
