@@ -8,6 +8,7 @@
 //   docker + installed       docker run <mcpbox's flags> … <installed entry point>: the floor
 //   mcpbox cold              mcpbox run, lock entry and cache volume removed first
 //   mcpbox warm              mcpbox run, locked and installed
+//   mcpbox warm, egress proxied   the same with --egress <a registry>: through the egress proxy
 // For each: time to the initialize response, ping round trip p50/p99, pipelined ping throughput,
 // 1 MB echo round trip (servers with an echo tool), stdin close → exit, and mcpbox's own RSS.
 // Every figure is the median over N sessions (the 1 MB echo: the last one's); RSS is the maximum.
@@ -36,9 +37,10 @@ writeFileSync(config, '{}\n');
 const env = { ...process.env, MCPBOX_CONFIG: config, XDG_STATE_HOME: state };
 const INIT = { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'mcpbox-bench', version: '1' } };
 
+// `registry`: a host for the egress-enforced row (the server's traffic through mcpbox's egress proxy).
 const SERVERS = [
-  { runner: 'npx', label: '@modelcontextprotocol/server-everything', args: ['-y', '@modelcontextprotocol/server-everything'], echo: 'echo' },
-  { runner: 'uvx', label: 'mcp-server-time', args: ['mcp-server-time'], echo: undefined },
+  { runner: 'npx', label: '@modelcontextprotocol/server-everything', args: ['-y', '@modelcontextprotocol/server-everything'], echo: 'echo', registry: 'registry.npmjs.org' },
+  { runner: 'uvx', label: 'mcp-server-time', args: ['mcp-server-time'], echo: undefined, registry: 'pypi.org' },
 ];
 
 /** A minimal JSON-RPC client over a child's stdio: no SDK in the measured path. */
@@ -191,6 +193,10 @@ for (const server of SERVERS.filter((s) => !ONLY || s.runner === ONLY)) {
   rmSync(join(state, 'mcpbox'), { recursive: true, force: true });
   rows['mcpbox cold'] = await measure('mcpbox cold', mcpbox, { echo, measureRss: true }, 1);
   rows['mcpbox warm'] = await measure('mcpbox warm', mcpbox, { echo, measureRss: true });
+  // The same warm start with its egress through the proxy (these servers' default is none): the
+  // forwarder in the container, the proxy alongside (already running after the first session).
+  const proxied = () => new Peer(process.execPath, [MCPBOX, 'run', '--egress', server.registry, server.runner, ...server.args]);
+  rows['mcpbox warm, egress proxied'] = await measure('mcpbox warm, egress proxied', proxied, { echo, measureRss: true });
 
   // The raw rows use exactly mcpbox's flags (from its dry run), minus the launcher.
   const warmArgv = mcpboxArgv(server);
@@ -204,7 +210,7 @@ for (const server of SERVERS.filter((s) => !ONLY || s.runner === ONLY)) {
     { echo },
   );
   // The runner itself resolving on every start: the flags of an unlocked run (its cache volume, warm).
-  const unlocked = mcpboxArgv(server, ['--no-lock']).slice(1);
+  const unlocked = mcpboxArgv(server, ['--no-lock', '--egress', 'open']).slice(1);
   const rwFlags = unlocked.slice(0, unlocked.indexOf('--entrypoint')).filter((a, i, all) => a !== '--name' && all[i - 1] !== '--name');
   rows[`docker + ${server.runner}`] = await measure(`docker + ${server.runner}`, () => new Peer(bin, [...rwFlags, '--entrypoint', server.runner, image, ...server.args]), { echo });
 
@@ -230,7 +236,7 @@ for (const [name, rows] of Object.entries(results)) {
   lines.push('| | initialize ms | × floor | ping p50 ms | ping p99 ms | p50 × floor | pipelined ping/s | 1 MB echo ms | stdin close → exit ms | mcpbox RSS MB |');
   lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   const base = floor(rows);
-  for (const label of ['host npx', `docker + ${name.split(' ')[0]}`, 'docker + installed', 'mcpbox cold', 'mcpbox warm']) {
+  for (const label of ['host npx', `docker + ${name.split(' ')[0]}`, 'docker + installed', 'mcpbox cold', 'mcpbox warm', 'mcpbox warm, egress proxied']) {
     const r = rows[label];
     if (!r) continue;
     lines.push(`| ${label} | ${fmt(r.tti)} | ${fmt(r.tti / base.tti, 2)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.p50 / base.p50, 2)} | ${fmt(r.throughput)} | ${fmt(r.mb)} | ${fmt(r.closeToExit)} | ${fmt(r.rss)} |`);

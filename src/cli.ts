@@ -41,6 +41,7 @@ const COMMANDS: readonly CommandEntry[] = [
         .option('-e, --env <NAME[=VALUE]>', "pass a variable into the sandbox (value from mcpbox's environment unless given); repeatable", collect, [])
         .option('--image <image>', 'image to run in (default: mcpbox/<runner>, built on first use)')
         .option('--network <mode>', 'container network: bridge (default), none, or a network name')
+        .option('--egress <policy>', 'where the server may connect: learn (default: its first session records the hosts it uses), none, open, or HOST,HOST… (*.domain, host:port)')
         .option('--memory <size>', 'memory limit, e.g. 512m or 2g (default 2g)')
         .option('--cpus <n>', 'CPU limit (default 2)')
         .option('--pids <n>', 'process/thread limit (default 512)')
@@ -122,6 +123,30 @@ const COMMANDS: readonly CommandEntry[] = [
         .description('resolve locked servers again now (all, or the packages named), install what changed, rewrite the lock')
         .argument('[packages...]', 'package names as locked, e.g. @modelcontextprotocol/server-everything'),
     run: async (ctx, [packages]) => (await import('./commands/update.js')).update(packages as string[], ctx),
+  },
+  {
+    name: 'egress',
+    define: (c) =>
+      c
+        .description('show what each server may connect to (learned in its first session), or with --log what it did')
+        .argument('[package]', 'only this package')
+        .option('--log', 'the egress proxy\'s decisions: time, server, allowed or refused, host')
+        .option('--json', 'print JSON'),
+    run: async (ctx, [pkg, flags]) => (await import('./commands/egress.js')).egress(pkg as string | undefined, flags as { log?: boolean; json?: boolean }, ctx),
+  },
+  {
+    name: 'allow',
+    define: (c) =>
+      c
+        .description("let a server connect to these hosts too (its egress list)")
+        .argument('<package>', 'the package, as locked, e.g. @modelcontextprotocol/server-github')
+        .argument('<hosts...>', 'api.example.com, *.example.net (subdomains), example.org:8443'),
+    run: async (ctx, [pkg, hosts]) => (await import('./commands/egress.js')).allow(pkg as string, hosts as string[], ctx),
+  },
+  {
+    name: 'deny',
+    define: (c) => c.description("take hosts off a server's egress list").argument('<package>', 'the package').argument('<hosts...>', 'hosts, as listed'),
+    run: async (ctx, [pkg, hosts]) => (await import('./commands/egress.js')).deny(pkg as string, hosts as string[], ctx),
   },
   {
     name: 'ps',

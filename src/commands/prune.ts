@@ -11,7 +11,9 @@ export async function prune(flags: { json?: boolean }, ctx: CommandContext): Pro
     ctx.stdout.write(`${JSON.stringify(removed.map((c) => ({ name: c.name, ownerPid: c.ownerPid, runner: c.runner, package: c.package })), null, 2)}\n`);
     return 0;
   }
-  for (const c of removed) ctx.stdout.write(`removed ${c.name} (${c.runner} ${c.package}; owner pid ${c.ownerPid} is gone)\n`);
+  for (const c of removed) {
+    ctx.stdout.write(c.role === 'egress' ? `removed ${c.name} (the egress proxy; no server runs)\n` : `removed ${c.name} (${c.runner} ${c.package}; owner pid ${c.ownerPid} is gone)\n`);
+  }
   if (removed.length === 0) ctx.log.info('nothing to prune: every mcpbox container has a live owner');
   return 0;
 }

@@ -10,8 +10,8 @@ export async function ps(flags: { json?: boolean }, ctx: CommandContext): Promis
   const now = Date.now();
   const rows = (await engine.listManaged()).map((c) => ({
     name: c.name,
-    runner: c.runner,
-    package: c.package,
+    runner: c.role === 'egress' ? 'egress' : c.runner,
+    package: c.role === 'egress' ? '(the egress proxy)' : c.package,
     ownerPid: c.ownerPid,
     ownerHost: c.ownerHost,
     owner: ownership(c, probe),

@@ -7,7 +7,7 @@ import { isRunner, parseRunnerArgs, RUNNER_NAMES, RUNNERS } from '../runners/tab
 import { applyPackagePolicies } from '../config/settings.js';
 import { settingsFor } from '../config/files.js';
 import type { CommandContext } from './context.js';
-import { prepare } from '../install/prepare.js';
+import { egressAccessFor, prepare } from '../install/prepare.js';
 import { DEFAULT_FLAGS, planRun } from '../sandbox/plan.js';
 
 /**
@@ -24,6 +24,7 @@ export async function pull(runner: string, packages: string[], ctx: CommandConte
   const { engine, env: engineEnv } = await ctx.openEngine(base.docker, log);
   const state = stateDir(ctx.env);
   const lock = findLock(ctx.cwd, state);
+  const egress = egressAccessFor(engine, ctx, base, state, log);
 
   const specs = packages.length === 0 ? [undefined] : packages;
   for (const spec of specs) {
@@ -37,6 +38,8 @@ export async function pull(runner: string, packages: string[], ctx: CommandConte
       log,
       stateDir: state,
       intervalHours: settings.updateInterval ?? 24,
+      egress,
+      installEgress: settings.installEgress,
     });
     ctx.stdout.write(
       server ? `${runner} ${server.entry.name}@${server.entry.version} ready (${server.entry.executable}, locked in ${lock.path})\n` : `${runner} ${spec ?? plan.spec.image} ready\n`,

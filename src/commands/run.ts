@@ -3,7 +3,10 @@ import { settingsFor } from '../config/files.js';
 import { applyPackagePolicies } from '../config/settings.js';
 import { locateEngine } from '../engine/locate.js';
 import type { CommandContext } from './context.js';
+import { egressVolume, readEgressKey } from '../egress/proxy.js';
+import { hostOwner } from '../host.js';
 import { installedServer } from '../install/installs.js';
+import { serverEgress } from '../lifecycle/egress.js';
 import { installRequest } from '../install/lock.js';
 import { findLock } from '../install/lock-files.js';
 import { launchSpec } from '../install/specs.js';
@@ -34,10 +37,11 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
     } catch {
       // A dry run prints the command even where no engine is installed.
     }
-    let spec = plan.spec;
+    const egress = serverEgress({ plan, settings, access: { volume: egressVolume(hostOwner(ctx), readEgressKey(state)) }, locked, lockPath: findLock(ctx.cwd, state).path, stateDir: state, log: ctx.log });
+    let spec = egress.plan.spec;
     if (locked) {
       const server = installedServer(locked.request, { lockPath: locked.lockPath, stateDir: state, image: plan.spec.image, user: plan.spec.user });
-      if (server) spec = launchSpec(plan, locked.request, server.entry, server.record);
+      if (server) spec = launchSpec(egress.plan, locked.request, server.entry, server.record);
       else ctx.log.note(`${locked.request.specs.join(' ')} is not installed yet: a real run resolves, installs and locks it first, then starts it directly; shown is the command that resolves on every start`);
     }
     ctx.stdout.write(`${shellJoin([bin, ...runArgv(spec)])}\n`);
@@ -46,5 +50,5 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
 
   const { engine, env: engineEnv } = await ctx.openEngine(settings.docker);
   sweepSoon(engine, hostProbe(), ctx.log, state);
-  return startServer({ engine, engineEnv, ctx, plan, settings, locked, stateDir: state, stopOnEof: flags.stopOnEof && plan.client });
+  return startServer({ engine, engineEnv, ctx, plan, settings, locked, lockPath: findLock(ctx.cwd, state).path, stateDir: state, stopOnEof: flags.stopOnEof && plan.client });
 }

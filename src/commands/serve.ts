@@ -2,6 +2,7 @@ import { settingsFor } from '../config/files.js';
 import { UsageError } from '../errors.js';
 import type { CommandContext } from './context.js';
 import { findLock } from '../install/lock-files.js';
+import { egressAccessFor } from '../install/prepare.js';
 import { hostProbe } from '../lifecycle/processes.js';
 import { graceMs as settingsGraceMs } from '../lifecycle/start.js';
 import { removeStale } from '../lifecycle/sweep.js';
@@ -45,7 +46,8 @@ export async function serve(flags: ServeFlags, ctx: CommandContext): Promise<num
   const watchdog = engine.watchdogOwner(ctx.pid, probe.host);
 
   const state = stateDir(ctx.env);
-  const targets = await prepareServed(config.servers, { engine, engineEnv, settings, ctx, lockPath: findLock(ctx.cwd, state).path, stateDir: state, log });
+  const egress = egressAccessFor(engine, ctx, settings, state, ctx.log);
+  const targets = await prepareServed(config.servers, { engine, engineEnv, settings, ctx, lockPath: findLock(ctx.cwd, state).path, stateDir: state, log, egress });
   const app = new ServeApp({ targets, config, graceMs, log, bindHost: flags.host });
   await new Promise<void>((resolve, reject) => {
     app.http.once('error', (error: NodeJS.ErrnoException) => reject(new UsageError(`cannot listen on ${flags.host}:${port}: ${error.message}`, error.code === 'EADDRINUSE' ? 'choose another --port' : undefined)));

@@ -6,7 +6,7 @@ import { stateDir } from '../paths.js';
 import { parseRunnerArgs } from '../runners/table.js';
 import { settingsFor } from '../config/files.js';
 import type { CommandContext } from './context.js';
-import { prepare } from '../install/prepare.js';
+import { egressAccessFor, prepare } from '../install/prepare.js';
 import { DEFAULT_FLAGS, planRun } from '../sandbox/plan.js';
 
 /**
@@ -26,6 +26,7 @@ export async function update(names: string[], ctx: CommandContext): Promise<numb
   }
   const base = await settingsFor(ctx);
   const { engine, env: engineEnv } = await ctx.openEngine(base.docker);
+  const egress = egressAccessFor(engine, ctx, base, state, ctx.log);
   let failed = 0;
   for (const entry of chosen) {
     const invocation = parseRunnerArgs(entry.runner, runnerArgs(entry));
@@ -40,6 +41,8 @@ export async function update(names: string[], ctx: CommandContext): Promise<numb
         stateDir: state,
         intervalHours: settings.updateInterval ?? 24,
         force: true,
+        egress,
+        installEgress: settings.installEgress,
       });
       const now = server!.entry.version;
       ctx.stdout.write(now === entry.version ? `${entry.name} ${now} (up to date)\n` : `${entry.name} ${entry.version} → ${now}\n`);

@@ -1,3 +1,4 @@
+import { type EgressSetting, narrowEgress, validEgressEntry } from '../egress/policy.js';
 import { ENV_NAME } from '../host.js';
 import { RUNNER_NAMES, type Runner } from '../runners/table.js';
 
@@ -35,10 +36,14 @@ export interface Settings {
   updateInterval?: number;
   /** What a package's cache volume may hold (default 4g): a size-limited volume where the engine can, else a check at start. */
   cacheLimit?: string;
+  /** Where servers may connect: none, open, learn (the default) or a list of hosts (src/egress/policy.ts). */
+  egress?: EgressSetting;
+  /** Hosts installs may reach besides the registries (prebuilt binaries, say): user configuration only. */
+  installEgress?: string[];
 }
 
 /** What a package's entry may set: the same settings, scoped to runs of that package. */
-export type PackagePolicy = Pick<Settings, 'env' | 'network' | 'memory' | 'cpus' | 'pids' | 'mounts' | 'grace'> & { image?: string };
+export type PackagePolicy = Pick<Settings, 'env' | 'network' | 'memory' | 'cpus' | 'pids' | 'mounts' | 'grace' | 'egress'> & { image?: string };
 
 export interface ConfigProblem {
   file: string;
@@ -61,8 +66,8 @@ export function sizeInBytes(size: string): number {
   const unit = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
   return Number(match[1]) * unit;
 }
-const KNOWN_KEYS = ['images', 'baseImages', 'memory', 'cpus', 'pids', 'network', 'env', 'grace', 'docker', 'mounts', 'autoMount', 'packages', 'updateInterval', 'cacheLimit'] as const;
-const POLICY_KEYS = ['env', 'network', 'memory', 'cpus', 'pids', 'mounts', 'grace', 'image'] as const;
+const KNOWN_KEYS = ['images', 'baseImages', 'memory', 'cpus', 'pids', 'network', 'env', 'grace', 'docker', 'mounts', 'autoMount', 'packages', 'updateInterval', 'cacheLimit', 'egress', 'installEgress'] as const;
+const POLICY_KEYS = ['env', 'network', 'memory', 'cpus', 'pids', 'mounts', 'grace', 'image', 'egress'] as const;
 const MOUNT_ENTRY = /^.+?(?::(?:ro|rw))?$/s;
 
 /** Pure: checks one file's contents. Problems name the file and the key. */
@@ -109,6 +114,10 @@ export function validateSettings(raw: unknown, file: string): { settings: Settin
     if (typeof input.cacheLimit === 'string' && SIZE.test(input.cacheLimit) && sizeInBytes(input.cacheLimit) >= 64 * 1024 ** 2) settings.cacheLimit = input.cacheLimit;
     else problem('cacheLimit', 'must be a size of at least 64m, like "2g"');
   }
+  if (input.installEgress !== undefined) {
+    if (Array.isArray(input.installEgress) && input.installEgress.every((h) => typeof h === 'string' && validEgressEntry(h))) settings.installEgress = input.installEgress as string[];
+    else problem('installEgress', 'must be a list of hosts like ["github.com", "*.githubusercontent.com"]');
+  }
   if (input.autoMount !== undefined) {
     if (typeof input.autoMount === 'boolean') settings.autoMount = input.autoMount;
     else problem('autoMount', 'must be true or false');
@@ -141,7 +150,7 @@ export function validateSettings(raw: unknown, file: string): { settings: Settin
   return { settings, problems };
 }
 
-type Scalars = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'network' | 'env' | 'grace' | 'mounts'>;
+type Scalars = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'network' | 'env' | 'grace' | 'mounts' | 'egress'>;
 
 /** The settings a top-level file and a package entry share. */
 function validateScalars(input: Record<string, unknown>, prefix: string, problem: (key: string, message: string) => void): Scalars {
@@ -178,6 +187,12 @@ function validateScalars(input: Record<string, unknown>, prefix: string, problem
   if (input.mounts !== undefined) {
     if (Array.isArray(input.mounts) && input.mounts.every((m) => typeof m === 'string' && MOUNT_ENTRY.test(m))) out.mounts = input.mounts as string[];
     else problem(`${prefix}mounts`, 'must be a list of paths, each optionally ending in :ro or :rw');
+  }
+  if (input.egress !== undefined) {
+    const value = input.egress;
+    if (value === 'none' || value === 'open' || value === 'learn') out.egress = value;
+    else if (Array.isArray(value) && value.every((h) => typeof h === 'string' && validEgressEntry(h.toLowerCase()))) out.egress = value.map((h: string) => h.toLowerCase());
+    else problem(`${prefix}egress`, 'must be "none", "open", "learn" or a list of hosts like ["api.github.com", "*.githubusercontent.com", "example.com:8443"]');
   }
   return out;
 }
@@ -293,10 +308,11 @@ export function projectProblems(settings: Settings, file: string, place: Project
     if (settings[key] !== undefined) refuse(key, "chooses an image, which a project's configuration may not do (the image decides what runs)");
   }
   if (settings.docker !== undefined) refuse('docker', "chooses the docker binary, which a project's configuration may not do");
+  if (settings.installEgress !== undefined) refuse('installEgress', "lets installs reach more hosts, which a project's configuration may not do");
   return problems;
 }
 
-type Narrowable = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'grace' | 'network' | 'autoMount' | 'cacheLimit'>;
+type Narrowable = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'grace' | 'network' | 'autoMount' | 'cacheLimit' | 'egress'>;
 
 /** The tighter of two settings: lower limits, "none" over any network, no automatic mounts over some. */
 function tighter(base: Narrowable, project: Narrowable): Narrowable {
@@ -308,6 +324,7 @@ function tighter(base: Narrowable, project: Narrowable): Narrowable {
   if (project.network === 'none') out.network = 'none';
   if (project.autoMount === false) out.autoMount = false;
   if (project.cacheLimit !== undefined && sizeInBytes(project.cacheLimit) < sizeInBytes(base.cacheLimit ?? '4g')) out.cacheLimit = project.cacheLimit;
+  if (project.egress !== undefined) out.egress = narrowEgress(base.egress ?? 'learn', project.egress);
   return out;
 }
 

@@ -28,6 +28,8 @@ export interface ManagedContainer {
   readonly ownerHost: string;
   /** From the started-at label: when mcpbox started it. */
   readonly startedAt: Date | undefined;
+  /** 'install', 'egress' (the proxy), or '' for a server. */
+  readonly role: string;
 }
 
 /** `docker ps --format` template: one tab-separated line per container. */
@@ -39,6 +41,7 @@ export const PS_FORMAT = [
   `{{.Label "${LABEL.ownerPid}"}}`,
   `{{.Label "${LABEL.ownerHost}"}}`,
   `{{.Label "${LABEL.startedAt}"}}`,
+  `{{.Label "${LABEL.role}"}}`,
 ].join('\t');
 
 export function parsePs(stdout: string): ManagedContainer[] {
@@ -46,7 +49,7 @@ export function parsePs(stdout: string): ManagedContainer[] {
     .split('\n')
     .filter((line) => line.trim() !== '')
     .map((line) => {
-      const [name = '', state = '', runner = '', pkg = '', pid = '', host = '', started = ''] = line.split('\t');
+      const [name = '', state = '', runner = '', pkg = '', pid = '', host = '', started = '', role = ''] = line.split('\t');
       const startedAt = started ? new Date(started) : undefined;
       return {
         name,
@@ -56,6 +59,7 @@ export function parsePs(stdout: string): ManagedContainer[] {
         ownerPid: Number(pid) || 0,
         ownerHost: host,
         startedAt: startedAt && !Number.isNaN(startedAt.getTime()) ? startedAt : undefined,
+        role,
       };
     });
 }

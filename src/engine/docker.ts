@@ -39,11 +39,27 @@ export interface EngineProcess {
   readonly exit: Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }>;
 }
 
+export interface Inspected {
+  readonly missing: Set<string>;
+  readonly volumeIds: Map<string, string>;
+  readonly containers: Map<string, ContainerState>;
+}
+
+/** A container as inspect sees it: `status` is the engine's (created, running, exited, …). */
+export interface ContainerState {
+  readonly running: boolean;
+  readonly status: string;
+  readonly labels: Record<string, string>;
+}
+
 interface QueryResult {
   readonly exitCode: number;
   readonly stdout: string;
   readonly stderr: string;
 }
+
+/** Where the volume helpers (prepare, hand over, size) see a volume. */
+const VOLUME_HELPER_DIR = '/mcpbox-volume';
 
 /** Label with a random id that mcpbox gives each volume it creates. */
 export const VOLUME_ID = 'dev.mcpbox.volume-id';
@@ -95,24 +111,60 @@ export class DockerEngine {
   }
 
   /**
-   * Which of these images/volumes exist, and each volume's identity (the id label mcpbox gives the
-   * volumes it creates: a recreated volume has lost what was installed in it). One call.
+   * Which of these images, volumes and containers exist; each volume's identity (the id label mcpbox
+   * gives the volumes it creates: a recreated volume has lost what was installed in it); each
+   * container's state and labels. One call.
    */
-  async inspect(names: readonly string[]): Promise<{ missing: Set<string>; volumeIds: Map<string, string> }> {
+  async inspect(names: readonly string[]): Promise<Inspected> {
     const volumeIds = new Map<string, string>();
-    if (names.length === 0) return { missing: new Set(), volumeIds };
+    const containers = new Map<string, ContainerState>();
+    if (names.length === 0) return { missing: new Set(), volumeIds, containers };
     const result = await this.#query(['inspect', ...names]);
     try {
-      for (const object of JSON.parse(result.stdout || '[]') as { Name?: string; Mountpoint?: string; Labels?: Record<string, string> | null }[]) {
+      type Object = { Name?: string; Mountpoint?: string; Labels?: Record<string, string> | null; State?: { Running?: boolean; Status?: string }; Config?: { Labels?: Record<string, string> | null } };
+      for (const object of JSON.parse(result.stdout || '[]') as Object[]) {
         if (object.Mountpoint !== undefined && object.Name) volumeIds.set(object.Name, object.Labels?.[VOLUME_ID] ?? 'unlabelled');
+        if (object.State && object.Name) {
+          containers.set(object.Name.replace(/^\//, ''), { running: object.State.Running === true, status: object.State.Status ?? '', labels: object.Config?.Labels ?? {} });
+        }
       }
     } catch {
       // No JSON: everything is missing, or the engine said why below.
     }
-    if (result.exitCode === 0) return { missing: new Set(), volumeIds };
+    if (result.exitCode === 0) return { missing: new Set(), volumeIds, containers };
     const missing = missingObjects(result.stderr, names);
     if (missing.size === 0) throw unexpected('inspect', result.stderr);
-    return { missing, volumeIds };
+    return { missing, volumeIds, containers };
+  }
+
+  /** `docker run --detach …`: a long-lived helper (the egress proxy). Resolves with the CLI's answer. */
+  async runDetached(argv: readonly string[], envFile?: EnvFile): Promise<{ exitCode: number; stderr: string }> {
+    try {
+      const result = await this.#query(argv, 120_000);
+      return { exitCode: result.exitCode, stderr: result.stderr };
+    } finally {
+      envFile?.close();
+    }
+  }
+
+  /** Follows a container's output (`docker logs --follow`) line by line until stopped or it ends. */
+  follow(name: string, since: Date, onLine: (line: string) => void): { stop(): void; ended: Promise<void> } {
+    const child = spawn(this.bin, ['logs', '--follow', '--since', String(Math.floor(since.getTime() / 1000) - 1), name], {
+      env: this.#env,
+      stdio: ['ignore', 'pipe', 'ignore'],
+      windowsHide: true,
+    });
+    child.on('error', () => {});
+    let pending = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      pending += chunk;
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const line of lines) if (line.trim()) onLine(line);
+    });
+    const ended = new Promise<void>((resolve) => child.once('close', () => resolve()));
+    return { stop: () => void child.kill('SIGTERM'), ended };
   }
 
   /**
@@ -226,17 +278,7 @@ export class DockerEngine {
     const limited = limitKb && this.#quota !== false ? await this.#query([...create, '--opt', `size=${limitKb}k`, volume]) : undefined;
     if (limited && limited.exitCode !== 0 && /quota/i.test(limited.stderr)) this.#quota = false;
     if (!limited || limited.exitCode !== 0) await this.#query([...create, volume]);
-    const target = '/mcpbox-volume';
-    const result = await this.#query(
-      [
-        'run', '--rm', '--user', '0:0', '--cap-drop', 'ALL', '--cap-add', 'FOWNER', '--security-opt', 'no-new-privileges',
-        '--network', 'none', '--read-only', '--pull', 'never',
-        ...labelArgs(labels.container),
-        '--mount', `type=volume,source=${volume},target=${target}`,
-        '--entrypoint', 'chmod', image, '1777', target,
-      ],
-      120_000,
-    );
+    const result = await this.#volumeHelper(volume, image, ['FOWNER'], labels.container, ['chmod', '1777', VOLUME_HELPER_DIR]);
     if (result.exitCode !== 0) {
       throw new McpboxError(
         'volume-prepare',
@@ -249,6 +291,20 @@ export class DockerEngine {
     const winner = (await this.inspect([volume])).volumeIds.get(volume);
     if (!winner) throw unexpected('volume inspect', `volume ${volume} vanished`);
     return winner === 'unlabelled' ? id : winner;
+  }
+
+  /** A throwaway root container with only `caps`, no network, read-only, the volume at VOLUME_HELPER_DIR. */
+  #volumeHelper(volume: string, image: string, caps: readonly string[], labels: Record<string, string>, command: readonly string[], readonly = false) {
+    return this.#query(
+      [
+        'run', '--rm', '--user', '0:0', '--cap-drop', 'ALL', ...caps.flatMap((c) => ['--cap-add', c]), '--security-opt', 'no-new-privileges',
+        '--network', 'none', '--read-only', '--pull', 'never',
+        ...Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
+        '--mount', `type=volume,source=${volume},target=${VOLUME_HELPER_DIR}${readonly ? ',readonly' : ''}`,
+        '--entrypoint', command[0]!, image, ...command.slice(1),
+      ],
+      120_000,
+    );
   }
 
   /**

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { EgressAccess } from '../egress/access.js';
 import { engineLaunch } from '../sandbox/argv.js';
 import type { DockerEngine } from '../engine/docker.js';
 import { InstallError, IntegrityError } from '../errors.js';
@@ -36,8 +37,10 @@ export interface InstallSite {
   readonly volumeId: string;
   readonly user: string;
   readonly log: Logger;
-  /** An install container: sh with these args and these variables of mcpbox's own. */
-  readonly spec: (args: readonly string[], env: Readonly<Record<string, string>>) => ContainerSpec;
+  /** An install container: sh with these args and these variables of mcpbox's own, through the egress proxy. */
+  readonly spec: (args: readonly string[], env: Readonly<Record<string, string>>, egress: { volume: string; token: string }) => ContainerSpec;
+  /** The egress proxy, and the hosts an install may reach (the runner's registries, the installEgress setting). */
+  readonly egress: { readonly access: EgressAccess; readonly hosts: readonly string[] };
 }
 
 export interface LockedServer {
@@ -75,7 +78,8 @@ export async function lockedServer(site: InstallSite, request: InstallRequest, p
         );
       }
       if (entry && entry.version !== fresh.entry.version) site.log.info(`updated ${entry.name} ${entry.version} → ${fresh.entry.version}`);
-      writeLockEntry(places.lockPath, key, fresh.entry);
+      // What the server may reach stays what it was: a new version (when a hijack strikes) gets no more.
+      writeLockEntry(places.lockPath, key, entry?.egress ? { ...fresh.entry, egress: entry.egress } : fresh.entry);
       writeInstall(places.stateDir, recordKey, fresh.record);
       return fresh;
     } catch (error) {
@@ -128,21 +132,14 @@ async function install(site: InstallSite, request: InstallRequest, locked: LockE
   const runner = RUNNERS[request.runner].lock;
   const script = (['tree-hash.sh', 'install-common.sh', runner.script] as const).map(sandboxScript).join('\n');
   const args = ['-c', script, 'mcpbox-install', INSTALL_PREFIX, ...runner.scriptArgs(request), ...(locked ? [] : request.specs)];
-  const spec = site.spec(args, {
+  const env = {
     ...(locked && { MCPBOX_LOCKFILE: locked.lockfile }),
     ...(reuse && { MCPBOX_REUSE_DIR: reuse.dir, MCPBOX_REUSE_CONTENT: reuse.content }),
-  });
+  };
   site.log.info(locked ? `installing the locked ${locked.name}@${locked.version} (once per image)` : `resolving and installing ${request.specs.join(' ')} (first run only)`);
-
-  const watchdog = site.engine.watchdog(spec.name);
-  let result: Awaited<ReturnType<InstallSite['engine']['capture']>>;
-  try {
-    const launch = engineLaunch(spec, site.engineEnv, (lines) => site.engine.envFile(lines));
-    result = await site.engine.capture(launch.argv, launch.env, 'install', launch.envFile);
-  } finally {
-    watchdog.release();
-  }
-  if (result.exitCode !== 0) throw installFailure(request, locked, result.stderr, result.exitCode);
+  const { result, refused } = await runInstall(site, request.name, (egress) => site.spec(args, env, egress));
+  if (result.exitCode !== 0) throw installFailure(request, locked, result.stderr, result.exitCode, refused);
+  if (refused.length > 0) site.log.warn(`the install of ${request.specs.join(' ')} tried to reach ${refused.join(', ')}: refused (installs reach only their registries)`);
 
   let described;
   let report;
@@ -187,10 +184,42 @@ async function install(site: InstallSite, request: InstallRequest, locked: LockE
   return { entry, record };
 }
 
-function installFailure(request: InstallRequest, locked: LockEntry | undefined, stderr: string, code: number) {
+/**
+ * Runs an install container to completion, through the egress proxy (its registries only), with a
+ * watchdog; what it was refused is collected from the proxy as it happens.
+ */
+async function runInstall(site: InstallSite, server: string, spec: (egress: { volume: string; token: string }) => ContainerSpec) {
+  await site.egress.access.ensure();
+  const grant = site.egress.access.grant({ server, mode: 'allow', hosts: site.egress.hosts });
+  const refused: string[] = [];
+  const follower = site.egress.access.follow(grant.run, new Date(), (event) => {
+    const target = `${event.host}:${event.port}`;
+    if (event.action === 'refused' && !refused.includes(target)) refused.push(target);
+  });
+  const container = spec(grant);
+  const watchdog = site.engine.watchdog(container.name);
+  try {
+    const launch = engineLaunch(container, site.engineEnv, (lines) => site.engine.envFile(lines));
+    const result = await site.engine.capture(launch.argv, launch.env, 'install', launch.envFile);
+    // The proxy's last decisions reach its log a moment after the container ends.
+    if (result.exitCode !== 0) await new Promise((resolve) => setTimeout(resolve, 300));
+    return { result, refused };
+  } finally {
+    watchdog.release();
+    follower.stop();
+  }
+}
+
+function installFailure(request: InstallRequest, locked: LockEntry | undefined, stderr: string, code: number, refused: readonly string[]) {
   const what = locked ? `${locked.name}@${locked.version}` : request.specs.join(' ');
   if (/EINTEGRITY|integrity checksum failed|hash mismatch|doesn't match the expected hash/i.test(stderr)) {
     return new IntegrityError(`integrity mismatch: ${what} as the registry serves it does not match its lock; refusing to install or run it`);
+  }
+  if (refused.length > 0) {
+    return new InstallError(
+      `could not install ${what} (exit ${code}): it tried to reach ${refused.join(', ')}, which an install may not (only its registries)`,
+      'if the package needs that host to install (prebuilt binaries, say), add it to the installEgress setting in your user configuration',
+    );
   }
   const offline = /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ENETUNREACH|network|Could not connect|error sending request|Failed to fetch|dns error/i.test(stderr);
   const last = stderr.trim().split('\n').pop() ?? '';

@@ -1,3 +1,4 @@
+import { validEgressEntry } from '../egress/policy.js';
 import { RUNNERS } from '../runners/table.js';
 import type { Lockable, Runner, RunnerInvocation } from '../runners/types.js';
 
@@ -32,6 +33,8 @@ export interface LockEntry {
   readonly lockfile: string;
   readonly pinned: boolean;
   readonly resolvedAt: string;
+  /** The hosts the server may reach: learned in its first session, or edited with mcpbox allow/deny. */
+  readonly egress?: readonly string[];
 }
 
 export interface LockFile {
@@ -100,5 +103,6 @@ export function lockEntryProblem(request: InstallRequest, entry: LockEntry, sha2
   }
   if (typeof entry.executable !== 'string' || !/^[A-Za-z0-9@_+][A-Za-z0-9@._+-]*$/.test(entry.executable)) return `its executable ${JSON.stringify(entry.executable)} is not a plain command name`;
   if (typeof entry.lockfile !== 'string' || sha256(entry.lockfile) !== entry.tree) return 'its tree hash does not match its lock file';
+  if (entry.egress !== undefined && !(Array.isArray(entry.egress) && entry.egress.every((h) => typeof h === 'string' && validEgressEntry(h)))) return 'its egress list holds something that is not a host';
   return RUNNERS[request.runner].lock.lockfileProblem(entry.lockfile, request);
 }

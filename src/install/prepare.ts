@@ -1,4 +1,9 @@
+import type { Settings } from '../config/settings.js';
+import { EgressAccess } from '../egress/access.js';
 import type { DockerEngine } from '../engine/docker.js';
+import { type HostContext, hostOwner } from '../host.js';
+import { RUNNERS } from '../runners/table.js';
+import { chooseImage } from '../sandbox/images.js';
 import { LABEL } from '../engine/containers.js';
 import type { Logger } from '../log.js';
 import type { RunPlan } from '../sandbox/plan.js';
@@ -13,6 +18,10 @@ import { installSpec, installVolume } from './specs.js';
  */
 export interface PrepareOptions {
   readonly hostEnv: Readonly<Record<string, string | undefined>>;
+  /** The egress proxy installs go through (their registries only). */
+  readonly egress: EgressAccess;
+  /** Hosts installs may reach besides the registries (the installEgress setting). */
+  readonly installEgress?: readonly string[] | undefined;
   readonly log: Logger;
   readonly stateDir: string;
   readonly intervalHours: number;
@@ -60,7 +69,8 @@ export async function prepare(
       volumeId: ids.get(install)!,
       user: plan.spec.user,
       log: options.log,
-      spec: (installArgs, installEnv) => installSpec(plan, install, installArgs, installEnv),
+      spec: (installArgs, installEnv, egress) => installSpec(plan, install, installArgs, installEnv, egress),
+      egress: { access: options.egress, hosts: [...RUNNERS[invocation.runner].registries, ...(options.installEgress ?? [])] },
     },
     locked.request,
     { lockPath: locked.lockPath, stateDir: options.stateDir, intervalHours: options.intervalHours, now: new Date(), ...(options.force && { force: true }) },
@@ -69,8 +79,8 @@ export async function prepare(
 }
 
 /** Builds mcpbox's default image, or pulls a chosen one. */
-async function provideImage(engine: DockerEngine, plan: RunPlan, log: Logger): Promise<void> {
-  const { image } = plan.spec;
+async function provideImage(engine: DockerEngine, plan: Pick<RunPlan, 'choice'>, log: Logger): Promise<void> {
+  const { image } = plan.choice;
   if (plan.choice.build) {
     log.info(`building ${image} from ${plan.choice.build.context} on ${plan.choice.build.base} (first use only)`);
     await engine.build({
@@ -83,4 +93,24 @@ async function provideImage(engine: DockerEngine, plan: RunPlan, log: Logger): P
     log.info(`pulling ${image}`);
     await engine.pull(image);
   }
+}
+
+/**
+ * The egress proxy of this user on this engine. It runs in mcpbox's default npx image (it needs
+ * node), built first when it isn't there yet.
+ */
+export function egressAccessFor(engine: DockerEngine, ctx: Pick<HostContext, 'env' | 'uid' | 'username'>, settings: Settings, stateDir: string, log: Logger): EgressAccess {
+  const choice = chooseImage('npx', undefined, ctx.env, { ...settings, images: {} });
+  const idle = Number(ctx.env.MCPBOX_EGRESS_IDLE);
+  return new EgressAccess({
+    engine,
+    owner: hostOwner(ctx),
+    stateDir,
+    image: choice.image,
+    hostEnv: ctx.env,
+    ...(idle > 0 && { idleSeconds: idle }),
+    prepareImage: async () => {
+      if ((await engine.inspect([choice.image])).missing.has(choice.image)) await provideImage(engine, { choice }, log);
+    },
+  });
 }

@@ -35,23 +35,23 @@ export function launchSpec(plan: RunPlan, request: InstallRequest, entry: LockEn
 }
 
 /**
- * The install container: no host files, no variables but the proxies, a network to reach the
- * registry, the cache volume and the install volume, both writable.
+ * The install container: no host files, none of the host's variables, the registry (and nothing
+ * else) through the egress proxy, the cache volume and the install volume, both writable.
  */
-export function installSpec(plan: RunPlan, volume: string, args: readonly string[], installEnv: Readonly<Record<string, string>>): ContainerSpec {
+export function installSpec(plan: RunPlan, volume: string, args: readonly string[], installEnv: Readonly<Record<string, string>>, egress: { volume: string; token: string }): ContainerSpec {
   const { input } = plan;
   return containerSpec({
     ...input,
     name: `${input.name}-install`,
     labels: { ...input.labels, [LABEL.role]: 'install' },
-    forwarded: plan.proxies,
+    forwarded: [],
+    egress,
     tty: false,
     host: { binds: [], args: [], workdir: undefined },
     identity: {},
     command: {
       entrypoint: 'sh',
       args,
-      network: input.policy.network === 'none' ? 'bridge' : input.policy.network,
       env: installEnv,
       install: { volume, readonly: false },
     },

@@ -3,7 +3,9 @@ import type { DockerEngine } from '../engine/docker.js';
 import type { HostContext } from '../host.js';
 import { installedServer } from '../install/installs.js';
 import type { InstallRequest } from '../install/lock.js';
-import { prepare } from '../install/prepare.js';
+import type { EgressAccess } from '../egress/access.js';
+import { egressAccessFor, prepare } from '../install/prepare.js';
+import { serverEgress } from './egress.js';
 import { launchSpec } from '../install/specs.js';
 import { needsRefresh } from '../install/lock.js';
 import { engineLaunch } from '../sandbox/argv.js';
@@ -26,13 +28,37 @@ export interface StartInput {
   readonly settings: Settings;
   /** The locked request and where its lock is; absent for what resolves on every start. */
   readonly locked: { readonly request: InstallRequest; readonly lockPath: string } | undefined;
+  /** The lock in use (where learned egress lists of locked servers are). */
+  readonly lockPath: string;
   readonly stateDir: string;
   /** Apply the end-of-input rule (a client's pipe, unless --no-stop-on-eof). */
   readonly stopOnEof: boolean;
 }
 
+/** About when a warm server has answered its client's initialize (see npm run bench). */
+const STARTED_MS = 700;
+
 export async function startServer(input: StartInput): Promise<number> {
-  const { engine, ctx, plan, settings, locked } = input;
+  const { engine, ctx, settings, locked } = input;
+  const access = egressAccessFor(engine, ctx, settings, input.stateDir, ctx.log);
+  const egress = serverEgress({ plan: input.plan, settings, access, locked, lockPath: input.lockPath, stateDir: input.stateDir, log: ctx.log });
+  const plan = egress.plan;
+  if (egress.proxied) await access.prepareSocket();
+  // The proxy is seen to (started if need be) and followed once the server is up: its forwarder
+  // waits for the proxy, so nothing of it is on the way to the first byte.
+  const finishEgress = egress.watch(STARTED_MS);
+  let ran = false;
+  try {
+    const code = await startIn(input, plan, access);
+    ran = true;
+    return code;
+  } finally {
+    await finishEgress(ran);
+  }
+}
+
+async function startIn(input: StartInput, plan: RunPlan, access: EgressAccess): Promise<number> {
+  const { engine, ctx, settings, locked } = input;
   const { image, user } = plan.spec;
   const intervalHours = settings.updateInterval ?? 24;
   const start = starter(input);
@@ -55,7 +81,7 @@ export async function startServer(input: StartInput): Promise<number> {
     ctx.log.warn(`${why}: preparing it again`);
   }
 
-  const prepared = await prepare(engine, input.engineEnv, plan, locked, { hostEnv: ctx.env, log: ctx.log, stateDir: input.stateDir, intervalHours });
+  const prepared = await prepare(engine, input.engineEnv, plan, locked, { hostEnv: ctx.env, log: ctx.log, stateDir: input.stateDir, intervalHours, egress: access, installEgress: settings.installEgress });
   const spec = prepared.server && locked ? launchSpec(plan, locked.request, prepared.server.entry, prepared.server.record) : plan.spec;
   const outcome = await start(spec);
   // Only a checked (warm) start can ask to be retried.

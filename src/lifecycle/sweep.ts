@@ -4,9 +4,15 @@ import { type ManagedContainer, type OwnerProbe, ownership } from '../engine/con
 import type { DockerEngine } from '../engine/docker.js';
 import type { Logger } from '../log.js';
 
-/** Containers whose mcpbox process on this host is gone. */
+/**
+ * Containers whose mcpbox process on this host is gone; and egress proxies (they have no owner
+ * process) once no server runs: they would leave by themselves when idle, this only hurries them.
+ */
 export function staleContainers(containers: readonly ManagedContainer[], probe: OwnerProbe): ManagedContainer[] {
-  return containers.filter((c) => ownership(c, probe) === 'gone');
+  const servers = containers.filter((c) => c.role !== 'egress');
+  const stale = servers.filter((c) => ownership(c, probe) === 'gone');
+  const serving = servers.some((c) => c.state === 'running' && !stale.includes(c));
+  return [...stale, ...(serving ? [] : containers.filter((c) => c.role === 'egress'))];
 }
 
 export async function removeStale(engine: Pick<DockerEngine, 'listManaged' | 'remove'>, probe: OwnerProbe): Promise<ManagedContainer[]> {

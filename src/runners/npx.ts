@@ -60,6 +60,8 @@ export const NPX = {
   },
   image: { dir: 'npx', base: 'node:22-bookworm-slim', imageEnv: 'MCPBOX_NPX_IMAGE', baseEnv: 'MCPBOX_NPX_BASE_IMAGE' },
   caEnv: 'NODE_EXTRA_CA_CERTS',
+  registries: ['registry.npmjs.org'],
+  registryOptions: ['--registry'],
   lock: {
     options: NPX_LOCKABLE,
     request: npxRequest,

@@ -91,6 +91,10 @@ export interface RunnerSpec {
   readonly image: { readonly dir: string; readonly base: string; readonly imageEnv: string; readonly baseEnv: string };
   /** CA variable the runner's TLS stack reads; filled from any host bundle when the host set a different one. */
   readonly caEnv: string;
+  /** The hosts its installs (and its resolution at run time) need: all an install container may reach. */
+  readonly registries: readonly string[];
+  /** Its options that name another registry or index (by URL): a run that names one may reach it. */
+  readonly registryOptions: readonly string[];
   readonly lock: RunnerLock;
 }
 

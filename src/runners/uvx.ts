@@ -93,6 +93,8 @@ export const UVX = {
     baseEnv: 'MCPBOX_UVX_BASE_IMAGE',
   },
   caEnv: 'SSL_CERT_FILE',
+  registries: ['pypi.org', 'files.pythonhosted.org'],
+  registryOptions: ['--index-url', '--extra-index-url', '--index', '--default-index', '--find-links'],
   lock: {
     options: UVX_LOCKABLE,
     request: uvxRequest,

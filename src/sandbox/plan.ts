@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Settings } from '../config/settings.js';
 import { formatProblems, sizeInBytes, validateSettings } from '../config/settings.js';
+import { parseEgress } from '../egress/policy.js';
 import { UsageError } from '../errors.js';
 import { type HostContext, existingFile, hostOwner, isPipe, realHostFs } from '../host.js';
 import { type RunnerInvocation, RUNNERS } from '../runners/table.js';
@@ -23,6 +24,8 @@ export interface RunFlags {
   cpus?: string;
   pids?: string;
   grace?: string;
+  /** none, open, learn, or HOST,HOST… */
+  egress?: string;
   mount: string[];
   autoMount: boolean;
   lock: boolean;
@@ -107,6 +110,11 @@ export function withFlags(settings: Settings, flags: RunFlags): Settings {
   if (flags.pids !== undefined) raw.pids = Number(flags.pids);
   if (flags.network !== undefined) raw.network = flags.network;
   if (flags.grace !== undefined) raw.grace = Number(flags.grace);
+  if (flags.egress !== undefined) {
+    const egress = parseEgress(flags.egress);
+    if (egress === undefined) throw new UsageError(`--egress ${flags.egress}: not none, open, learn or a list of hosts`, 'e.g. --egress none, --egress api.github.com,*.githubusercontent.com');
+    raw.egress = egress;
+  }
   const { settings: fromFlags, problems } = validateSettings(raw, 'command line');
   if (problems.length > 0) throw new UsageError(formatProblems(problems).replace(/"(\w+)"/, '--$1'));
   return { ...settings, ...fromFlags };

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { DEFAULT_LIMITS, type Settings } from '../config/settings.js';
 import { LABEL } from '../engine/containers.js';
 import { envFileFits } from '../engine/env-file.js';
+import { EGRESS_DIR, forwarderPrelude, proxyEnvironment } from '../egress/forwarder.js';
 import type { CaSetup, ForwardedVar } from './env.js';
 import { type MountPlan, NOBODY } from './mounts.js';
 import type { RunnerInvocation } from '../runners/table.js';
@@ -94,6 +95,11 @@ export interface ContainerInput {
   readonly owner: string;
   /** KiB the writable cache volume may hold; undefined: no check. */
   readonly cacheLimitKb?: number;
+  /**
+   * Egress enforced by mcpbox's proxy (src/egress/): no network of the container's own, the proxy's
+   * socket volume read-only, a forwarder on 127.0.0.1:3128 and this run's signed policy.
+   */
+  readonly egress?: { readonly volume: string; readonly token: string } | undefined;
   /** Host paths mounted at their own paths, the args as the server gets them, the working directory. */
   readonly host: Pick<MountPlan, 'binds' | 'args' | 'workdir'>;
   /** Fixed variables that describe the invoking user (USER, LOGNAME) when the server runs as them. */
@@ -119,6 +125,8 @@ export interface ContainerInput {
  * An env file holds one line per variable: a value with a line break (a PEM key, say) or longer than
  * a line may be travels base64-encoded, and this prelude restores it inside before the real command.
  */
+const PROXY_NAMES = new Set(['HTTP_PROXY', 'HTTPS_PROXY', 'ALL_PROXY', 'NO_PROXY', 'NPM_CONFIG_PROXY', 'NPM_CONFIG_HTTPS_PROXY', 'NODE_USE_ENV_PROXY']);
+
 const DECODE_ENV_PRELUDE =
   'for n in $MCPBOX_ENCODED_ENV; do v=$(eval "printf %s \\"\\$MCPBOX_ENV_B64_$n\\"" | base64 -d; printf x); export "$n=${v%x}"; unset "MCPBOX_ENV_B64_$n"; done; unset MCPBOX_ENCODED_ENV;';
 
@@ -142,6 +150,7 @@ export function containerSpec(input: ContainerInput): ContainerSpec {
   const args = input.command?.args ?? input.host.args;
   // sh in front of the command: restore encoded values; check the cache of a run that may grow it.
   const preludes = [
+    ...(input.egress ? [forwarderPrelude()] : []),
     ...(encoded.length > 0 ? [DECODE_ENV_PRELUDE] : []),
     ...(volume && !input.command && input.cacheLimitKb ? [cacheCheckPrelude(volume, input.cacheLimitKb)] : []),
   ];
@@ -149,7 +158,7 @@ export function containerSpec(input: ContainerInput): ContainerSpec {
     name: input.name,
     image: input.image,
     labels: input.labels,
-    policy: input.command?.network ? { ...policy, network: input.command.network } : policy,
+    policy: input.egress ? { ...policy, network: 'none' } : input.command?.network ? { ...policy, network: input.command.network } : policy,
     user: input.user,
     mounts: sandboxMounts(input, volume),
     env,
@@ -171,6 +180,7 @@ function sandboxMounts(input: ContainerInput, volume: string | undefined): Mount
       ? { type: 'volume', source: volume, target: CACHE_DIR, readonly: false }
       : { type: 'tmpfs', target: CACHE_DIR, options: `rw,nosuid,nodev,size=${policy.tmpSize},mode=1777` },
     ...(install ? [{ type: 'volume', source: install.volume, target: INSTALL_DIR, readonly: install.readonly } as const] : []),
+    ...(input.egress ? [{ type: 'volume', source: input.egress.volume, target: EGRESS_DIR, readonly: true } as const] : []),
     ...input.ca.mounts.map((m): Mount => ({ type: 'bind', source: m.hostPath, target: m.containerPath, readonly: true })),
     ...input.host.binds.map((b): Mount => ({ type: 'bind', source: b.source, target: b.target, readonly: b.readonly })),
   ];
@@ -187,16 +197,20 @@ function sandboxEnv(input: ContainerInput): { env: ContainerEnvVar[]; encoded: F
     ...runner.quietEnv,
     ...input.ca.env,
     ...(input.cacheLimitKb && { MCPBOX_CACHE_LIMIT_KB: String(input.cacheLimitKb) }),
+    ...(input.egress && proxyEnvironment()),
   };
-  const overridden = new Set([...input.forwarded.map((v) => v.name), ...Object.keys(own)]);
-  const encoded = input.forwarded.filter((v) => !envFileFits(v.value));
+  // Through the egress proxy, the proxy variables are mcpbox's: none forwarded may point elsewhere.
+  const forwarded = input.egress ? input.forwarded.filter((v) => !PROXY_NAMES.has(v.name.toUpperCase())) : input.forwarded;
+  const overridden = new Set([...forwarded.map((v) => v.name), ...Object.keys(own)]);
+  const encoded = forwarded.filter((v) => !envFileFits(v.value));
   const env: ContainerEnvVar[] = [
     ...Object.entries(fixed)
       .filter(([name]) => !overridden.has(name))
       .map(([name, value]): ContainerEnvVar => ({ name, value, via: 'argv' })),
-    ...input.forwarded.map(({ name, value }): ContainerEnvVar =>
+    ...forwarded.map(({ name, value }): ContainerEnvVar =>
       envFileFits(value) ? { name, value, via: 'file' } : { name: `MCPBOX_ENV_B64_${name}`, value: Buffer.from(value).toString('base64'), via: 'file' },
     ),
+    ...(input.egress ? [{ name: 'MCPBOX_EGRESS_TOKEN', value: input.egress.token, via: 'file' as const }] : []),
     ...(encoded.length > 0 ? [{ name: 'MCPBOX_ENCODED_ENV', value: encoded.map((v) => v.name).join(' '), via: 'argv' as const }] : []),
     ...Object.entries(own).map(([name, value]): ContainerEnvVar => ({ name, value, via: 'environment' })),
   ];

@@ -56,6 +56,11 @@ export class ContainerChannel {
     if (this.#child.stdin.writable) this.#child.stdin.write(serializeMessage(message));
   }
 
+  /** Settles when the container has ended. */
+  get exited(): Promise<unknown> {
+    return this.#exited;
+  }
+
   get running(): boolean {
     return this.#child.exitCode === null && this.#child.signalCode === null;
   }

@@ -4,6 +4,9 @@ import { LABEL } from '../engine/containers.js';
 import type { DockerEngine } from '../engine/docker.js';
 import type { HostContext } from '../host.js';
 import { installRequest } from '../install/lock.js';
+import type { EgressAccess } from '../egress/access.js';
+import { serverEgress } from '../lifecycle/egress.js';
+import type { Logger } from '../log.js';
 import { prepare } from '../install/prepare.js';
 import { launchSpec } from '../install/specs.js';
 import { parseRunnerArgs } from '../runners/table.js';
@@ -34,6 +37,7 @@ export interface ServePreparation {
   readonly lockPath: string;
   readonly stateDir: string;
   readonly log: ServeLog;
+  readonly egress: EgressAccess;
 }
 
 /**
@@ -44,6 +48,7 @@ export interface ServePreparation {
 export async function prepareServed(servers: readonly ServedServer[], at: ServePreparation): Promise<Map<string, ServedTarget>> {
   const { engine, engineEnv, ctx, log } = at;
   const targets = new Map<string, ServedTarget>();
+  await at.egress.prepareSocket();
   for (const server of servers) {
     const invocation = parseRunnerArgs(server.runner, [...server.args]);
     const settings = applyPackagePolicies(at.settings, invocation.runner, invocation.packages.map((p) => p.name));
@@ -56,19 +61,32 @@ export async function prepareServed(servers: readonly ServedServer[], at: ServeP
       log: ctx.log,
       stateDir: at.stateDir,
       intervalHours: settings.updateInterval ?? 24,
+      egress: at.egress,
+      installEgress: settings.installEgress,
     });
-    // A container per session: a fresh name and labels on the prepared plan.
+    // A container per session: a fresh name and labels on the prepared plan, its own egress grant.
     const container = (session: string) => {
-      const sessionPlan = respec(plan, {
+      const named = respec(plan, {
         name: `mcpbox-serve-${server.name.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`,
         labels: { ...plan.input.labels, [LABEL.startedAt]: new Date().toISOString(), [LABEL.served]: server.name, [LABEL.session]: session },
       });
-      const spec = request && locked ? launchSpec(sessionPlan, request, locked.entry, locked.record) : sessionPlan.spec;
+      const locks = { lockPath: at.lockPath, stateDir: at.stateDir };
+      const egress = serverEgress({ plan: named, settings, access: at.egress, locked: request && { request, lockPath: at.lockPath }, ...locks, log: serveLogger(log, server.name, session) });
+      if (egress.proxied) void at.egress.ensure().catch((error: Error) => log('egress-error', { server: server.name, message: error.message }, `the egress proxy could not start: ${error.message}`));
+      const spec = request && locked ? launchSpec(egress.plan, request, locked.entry, locked.record) : egress.plan.spec;
       const channel = new ContainerChannel(engine, engineLaunch(spec, engineEnv, (lines) => engine.envFile(lines)), spec.name);
       channel.onstderr = (line) => log('server-stderr', { server: server.name, session: short(session), line }, `[${server.name} ${short(session)}] ${line}`);
+      const finish = egress.watch();
+      void channel.exited.then(() => finish(true));
       return channel;
     };
     targets.set(server.name, { server, tokens: server.authTokens.map(tokenDigest), container });
   }
   return targets;
+}
+
+/** mcpbox's messages about one session's server (egress decisions), as serve's log lines. */
+function serveLogger(log: ServeLog, server: string, session: string): Logger {
+  const say = (level: string) => (message: string) => log('egress', { server, session: short(session), level, message }, `[${server} ${short(session)}] ${message}`);
+  return { info: say('info'), note: say('note'), warn: say('warn'), error: (message) => say('error')(message) };
 }

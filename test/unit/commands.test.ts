@@ -49,14 +49,15 @@ function context(): CommandContext {
   };
 }
 
-const FLAGS: RunFlags = { env: [], mount: [], autoMount: true, lock: true, stopOnEof: false, dryRun: false, client: true };
+/** Decisions about installing and starting; egress has tests of its own below. */
+const FLAGS: RunFlags = { env: [], mount: [], autoMount: true, lock: true, stopOnEof: false, dryRun: false, client: true, egress: 'none' };
 const lockOf = (): LockFile => JSON.parse(readFileSync(join(dir, 'state', 'mcpbox', 'mcpbox.lock'), 'utf8')) as LockFile;
 const launched = () => fake.state.runs.map((argv) => (argv.includes('mcpbox-launch') ? 'launch' : argv.at(-3) === 'npx' || argv.includes('npx') ? 'runner' : 'other'));
 
 describe('mcpbox run decides', () => {
-  it('first run: image and volumes prepared, resolved and installed, locked, then the installed server starts', async () => {
+  it('first run: image and volumes prepared, resolved and installed (through the egress proxy), locked, then the installed server starts', async () => {
     expect(await run('npx', ['-y', 'pkg'], FLAGS, context())).toBe(0);
-    expect(fake.state.calls.filter((c) => !c.startsWith('inspect'))).toEqual(['install pkg', 'run']);
+    expect(fake.state.calls.filter((c) => !c.startsWith('inspect'))).toEqual([expect.stringMatching(/^start mcpbox-egress-1000-[0-9a-f]{12}$/), 'install pkg', 'run']);
     expect(launched()).toEqual(['launch']);
     expect(lockOf().servers['npx pkg']).toMatchObject({ name: 'pkg', version: '1.0.0', executable: 'server', pinned: false });
     expect(stderr).toMatch(/resolving and installing pkg \(first run only\)/);
@@ -159,5 +160,71 @@ describe('mcpbox pull and update', () => {
   it('update of a package that is not locked is refused (exit 64) before the engine is opened', async () => {
     const ctx = { ...context(), openEngine: () => Promise.reject(new Error('opened')) };
     await expect(update(['nope'], ctx)).rejects.toMatchObject({ exitCode: 64, message: expect.stringMatching(/^not in .*mcpbox\.lock: nope$/) });
+  });
+});
+
+describe('egress', () => {
+  const argvOf = (i = -1) => fake.state.runs.at(i)!;
+  const flag = (argv: string[], name: string) => argv.flatMap((a, i) => (a === name ? [argv[i + 1]!] : []));
+  const learnFlags: RunFlags = { ...FLAGS, egress: undefined };
+
+  it('a package mcpbox knows nothing of learns: no network of its own, the proxy socket, the forwarder, a grant', async () => {
+    await run('npx', ['-y', 'pkg'], learnFlags, context());
+    const argv = argvOf();
+    expect(flag(argv, '--network')).toEqual(['none']);
+    expect(flag(argv, '--mount')).toContainEqual(expect.stringMatching(/^type=volume,source=mcpbox-egress-1000-[0-9a-f]{12}-socket,target=\/mcpbox\/egress,readonly$/));
+    expect(flag(argv, '--env')).toEqual(expect.arrayContaining(['HTTPS_PROXY=http://127.0.0.1:3128', 'NODE_USE_ENV_PROXY=1', 'NO_PROXY=localhost,127.0.0.1,::1']));
+    expect(flag(argv, '--env-file')).toEqual(['/run/fake/env']);
+    expect(argv.join(' ')).toMatch(/node -e .*MCPBOX-EGRESS .*python3 -I -c/s);
+    expect([...fake.state.containers].filter(([name, c]) => name.startsWith('mcpbox-egress-1000-') && c.running)).toHaveLength(1);
+  });
+
+  it('what the first session reaches is recorded in the lock entry and said; the next session allows exactly that', async () => {
+    const running = run('npx', ['-y', 'pkg'], learnFlags, context());
+    await new Promise((r) => setTimeout(r, 20));
+    // The proxy's decisions about this server's container: its grant names its run.
+    const token = fake.state.envFiles.flat().findLast((l) => l.name === 'MCPBOX_EGRESS_TOKEN')!.value;
+    const { r: runId } = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { r: string };
+    const decide = (host: string, action: string) => JSON.stringify({ t: 'now', run: runId, server: 'pkg', mode: 'learn', host, port: 443, action });
+    for (const feed of fake.state.followers) feed(decide('api.example.com', 'allowed'));
+    await running;
+    expect(lockOf().servers['npx pkg']!.egress).toEqual(['api.example.com']);
+    expect(stderr).toMatch(/learning egress for pkg: api\.example\.com/);
+    expect(stderr).toMatch(/learned egress for pkg: api\.example\.com; from its next session only that is allowed/);
+    stderr = '';
+    const next = run('npx', ['-y', 'pkg'], learnFlags, context());
+    await new Promise((r) => setTimeout(r, 20));
+    const second = fake.state.envFiles.flat().findLast((l) => l.name === 'MCPBOX_EGRESS_TOKEN')!.value;
+    const policy = JSON.parse(Buffer.from(second.split('.')[1]!, 'base64url').toString()) as { m: string; h: string[]; r: string };
+    expect([policy.m, policy.h]).toEqual(['allow', ['api.example.com']]);
+    for (const feed of fake.state.followers) feed(JSON.stringify({ t: 'now', run: policy.r, server: 'pkg', mode: 'allow', host: 'evil.example', port: 443, action: 'refused', reason: 'not in its egress list' }));
+    await next;
+    expect(stderr).toMatch(/blocked pkg → evil\.example:443 \(not in its egress list; allow with: mcpbox allow pkg evil\.example\)/);
+  });
+
+  it('a built-in default: server-everything has no network at all, and no proxy', async () => {
+    await run('npx', ['-y', '@modelcontextprotocol/server-everything'], learnFlags, context());
+    expect(flag(argvOf(), '--network')).toEqual(['none']);
+    expect(argvOf().join(' ')).not.toContain('/mcpbox/egress');
+  });
+
+  it('--egress open is the network as it was; --network none is none, whatever egress says', async () => {
+    await run('npx', ['-y', 'pkg'], { ...FLAGS, egress: 'open' }, context());
+    expect(flag(argvOf(), '--network')).toEqual(['bridge']);
+    await run('npx', ['-y', 'pkg'], { ...FLAGS, egress: 'open', network: 'none' }, context());
+    expect(flag(argvOf(), '--network')).toEqual(['none']);
+  });
+
+  it('--egress with something that is not a policy is refused (exit 64)', async () => {
+    await expect(run('npx', ['-y', 'pkg'], { ...FLAGS, egress: 'https://evil' }, context())).rejects.toMatchObject({ exitCode: 64 });
+  });
+});
+
+describe('egress of runs that resolve at run time', () => {
+  it('an unlocked run may reach its registry, and the one it names', async () => {
+    await run('npx', ['--registry', 'https://npm.corp.example:8443/', '-p', 'pkg', '-c', 'tool'], { ...FLAGS, egress: 'api.example.com' }, context());
+    const token = fake.state.envFiles.flat().findLast((l) => l.name === 'MCPBOX_EGRESS_TOKEN')!.value;
+    const policy = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { h: string[] };
+    expect(policy.h.sort()).toEqual(['api.example.com', 'npm.corp.example:8443', 'registry.npmjs.org']);
   });
 });

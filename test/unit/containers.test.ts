@@ -10,6 +10,7 @@ const container = (over: Partial<ManagedContainer> = {}): ManagedContainer => ({
   ownerPid: 100,
   ownerHost: 'here',
   startedAt: new Date('2026-01-01T00:00:10Z'),
+  role: '',
   ...over,
 });
 
@@ -22,8 +23,17 @@ const probe = (alive: number[], started: Record<number, string> = {}) => ({
 describe('docker ps lines', () => {
   it('parses the tab-separated template', () => {
     expect(parsePs('mcpbox-npx-a-1\trunning\tnpx\t@s/a b@2\t42\thost1\t2026-01-01T00:00:00.000Z\n\n')).toEqual([
-      { name: 'mcpbox-npx-a-1', state: 'running', runner: 'npx', package: '@s/a b@2', ownerPid: 42, ownerHost: 'host1', startedAt: new Date('2026-01-01T00:00:00Z') },
+      { name: 'mcpbox-npx-a-1', state: 'running', runner: 'npx', package: '@s/a b@2', ownerPid: 42, ownerHost: 'host1', startedAt: new Date('2026-01-01T00:00:00Z'), role: '' },
     ]);
+  });
+
+  it('the egress proxy (no owner process) is stale once no server runs, and only then', () => {
+    const proxy = container({ name: 'mcpbox-egress-1000', runner: '', package: '', ownerPid: 0, ownerHost: '', role: 'egress' });
+    const live = container({ ownerPid: 100 });
+    const gone = container({ name: 'mcpbox-npx-gone', ownerPid: 200 });
+    expect(staleContainers([proxy, live], probe([100]))).toEqual([]);
+    expect(staleContainers([proxy, gone], probe([100])).map((c) => c.name)).toEqual(['mcpbox-npx-gone', 'mcpbox-egress-1000']);
+    expect(staleContainers([proxy], probe([])).map((c) => c.name)).toEqual(['mcpbox-egress-1000']);
   });
 
   it('tolerates missing labels', () => {

@@ -16,6 +16,12 @@ export interface FakeEngineState {
   readonly calls: string[];
   /** argv of every `docker run` of a server (not installs). */
   readonly runs: string[][];
+  /** Containers other than servers (the egress proxy), by name. */
+  readonly containers: Map<string, { running: boolean; status: string; labels: Record<string, string> }>;
+  /** Who follows a container's output (the proxy's decisions): the test can feed them lines. */
+  readonly followers: ((line: string) => void)[];
+  /** The lines of every env file handed to the CLI. */
+  readonly envFiles: (readonly { name: string; value: string }[])[];
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -39,15 +45,16 @@ export function npmInstallReport(name: string, version: string, bin: string): st
 }
 
 export function fakeEngine(options: { bin?: string } = {}): { engine: DockerEngine; state: FakeEngineState } {
-  const state: FakeEngineState = { missing: new Set(), version: '1.0.0', exitCode: 0, calls: [], runs: [] };
+  const state: FakeEngineState = { missing: new Set(), version: '1.0.0', exitCode: 0, calls: [], runs: [], containers: new Map(), followers: [], envFiles: [] };
   const volumeIds = new Map<string, string>();
   const engine = {
     bin: '/usr/bin/docker',
     inspect: async (names: readonly string[]) => {
       state.calls.push(`inspect ${names.join(' ')}`);
       const missing = new Set(names.filter((n) => state.missing.has(n)));
-      const ids = new Map(names.filter((n) => !missing.has(n) && n.startsWith('mcpbox-')).map((n) => [n, volumeIds.get(n) ?? 'id-0']));
-      return { missing, volumeIds: ids };
+      const ids = new Map(names.filter((n) => !missing.has(n) && n.startsWith('mcpbox-') && !state.containers.has(n)).map((n) => [n, volumeIds.get(n) ?? 'id-0']));
+      const containers = new Map(names.filter((n) => state.containers.has(n)).map((n) => [n, state.containers.get(n)!]));
+      return { missing, volumeIds: ids, containers };
     },
     build: async (input: { tag: string }) => {
       state.calls.push(`build ${input.tag}`);
@@ -69,14 +76,31 @@ export function fakeEngine(options: { bin?: string } = {}): { engine: DockerEngi
       state.calls.push(`install ${specs.join(' ') || '(from the lock)'}`);
       return { exitCode: 0, stdout: npmInstallReport(name, state.version, options.bin ?? 'server'), stderr: '' };
     },
-    envFile: () => ({ path: '/run/fake/env', close: () => {} }),
+    envFile: (lines: readonly { name: string; value: string }[]) => {
+      state.envFiles.push(lines);
+      return { path: '/run/fake/env', close: () => {} };
+    },
     watchdog: () => ({ release: () => {} }),
     run: (argv: readonly string[]) => {
       state.calls.push('run');
       state.runs.push([...argv]);
       return { pid: 1, stdin: null, stderr: null, kill: () => true, exit: Promise.resolve({ exitCode: state.exitCode, signal: null }) };
     },
-    remove: async (names: readonly string[]) => void state.calls.push(`remove ${names.join(' ')}`),
+    remove: async (names: readonly string[]) => {
+      state.calls.push(`remove ${names.join(' ')}`);
+      for (const name of names) state.containers.delete(name);
+    },
+    runDetached: async (argv: readonly string[]) => {
+      const name = argv[argv.indexOf('--name') + 1]!;
+      state.calls.push(`start ${name}`);
+      const key = argv.find((a) => a.startsWith('dev.mcpbox.egress-key='))!.split('=')[1]!;
+      state.containers.set(name, { running: true, status: 'running', labels: { 'dev.mcpbox.egress-key': key } });
+      return { exitCode: 0, stderr: '' };
+    },
+    follow: (_name: string, _since: Date, onLine: (line: string) => void) => {
+      state.followers.push(onLine);
+      return { stop: () => {}, ended: Promise.resolve() };
+    },
     exitCause: async () => undefined,
     listManaged: async () => [],
   };

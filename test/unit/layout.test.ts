@@ -12,6 +12,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['errors.ts', 'log.ts', 'version.ts', 'paths.ts', 'host.ts', 'host-paths.ts', 'files.ts'],
   ['runners/'],
   ['engine/'],
+  ['egress/'],
   ['config/'],
   ['sandbox/'],
   ['install/'],
