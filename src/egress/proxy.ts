@@ -84,6 +84,7 @@ export function proxyArgv(site: Pick<ProxySite, 'owner' | 'image'>, key: Buffer,
   return [
     'run', '--detach', '--rm', '--init', '--name', name,
     '--label', `${LABEL.managed}=true`, '--label', `${LABEL.role}=egress`, '--label', `${KEY_LABEL}=${keyId(key)}`,
+    '--label', `${LABEL.startedAt}=${new Date().toISOString()}`,
     '--user', '65534:65534', '--read-only', '--cap-drop', 'ALL', '--security-opt', 'no-new-privileges',
     '--pids-limit', '256', '--memory', '256m', '--cpus', '1', '--network', 'bridge',
     '--log-opt', 'max-size=5m', '--log-opt', 'max-file=2',

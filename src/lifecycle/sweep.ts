@@ -7,16 +7,23 @@ import type { Logger } from '../log.js';
 /**
  * Containers whose mcpbox process on this host is gone; and egress proxies (they have no owner
  * process) once no server runs: they would leave by themselves when idle, this only hurries them.
+ * The automatic sweeps leave a proxy younger than `egressGraceMs` alone: another mcpbox may have
+ * just started it for an install or a server whose container is not running yet.
  */
-export function staleContainers(containers: readonly ManagedContainer[], probe: OwnerProbe): ManagedContainer[] {
+export function staleContainers(containers: readonly ManagedContainer[], probe: OwnerProbe, options: { egressGraceMs?: number; now?: Date } = {}): ManagedContainer[] {
   const servers = containers.filter((c) => c.role !== 'egress');
   const stale = servers.filter((c) => ownership(c, probe) === 'gone');
   const serving = servers.some((c) => c.state === 'running' && !stale.includes(c));
-  return [...stale, ...(serving ? [] : containers.filter((c) => c.role === 'egress'))];
+  const now = (options.now ?? new Date()).getTime();
+  const settled = (c: ManagedContainer) => !options.egressGraceMs || !c.startedAt || now - c.startedAt.getTime() > options.egressGraceMs;
+  return [...stale, ...(serving ? [] : containers.filter((c) => c.role === 'egress' && settled(c)))];
 }
 
-export async function removeStale(engine: Pick<DockerEngine, 'listManaged' | 'remove'>, probe: OwnerProbe): Promise<ManagedContainer[]> {
-  const stale = staleContainers(await engine.listManaged(), probe);
+/** How long the automatic sweeps (run, serve) leave a new egress proxy alone; `mcpbox prune` doesn't wait. */
+export const EGRESS_GRACE_MS = 120_000;
+
+export async function removeStale(engine: Pick<DockerEngine, 'listManaged' | 'remove'>, probe: OwnerProbe, egressGraceMs = EGRESS_GRACE_MS): Promise<ManagedContainer[]> {
+  const stale = staleContainers(await engine.listManaged(), probe, { egressGraceMs });
   await engine.remove(stale.map((c) => c.name));
   return stale;
 }

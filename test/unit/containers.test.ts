@@ -36,6 +36,14 @@ describe('docker ps lines', () => {
     expect(staleContainers([proxy], probe([])).map((c) => c.name)).toEqual(['mcpbox-egress-1000']);
   });
 
+  it('the automatic sweeps leave a proxy just started alone (its install or server may not be running yet)', () => {
+    const now = new Date('2026-01-01T00:10:00Z');
+    const young = container({ name: 'mcpbox-egress-young', runner: '', package: '', ownerPid: 0, ownerHost: '', role: 'egress', startedAt: new Date('2026-01-01T00:09:30Z') });
+    const old = container({ name: 'mcpbox-egress-old', runner: '', package: '', ownerPid: 0, ownerHost: '', role: 'egress', startedAt: new Date('2026-01-01T00:05:00Z') });
+    expect(staleContainers([young, old], probe([]), { egressGraceMs: 120_000, now }).map((c) => c.name)).toEqual(['mcpbox-egress-old']);
+    expect(staleContainers([young, old], probe([]), { now }).map((c) => c.name)).toEqual(['mcpbox-egress-young', 'mcpbox-egress-old']);
+  });
+
   it('tolerates missing labels', () => {
     expect(parsePs('odd\texited\t\t\t\t\t\n')[0]).toMatchObject({ ownerPid: 0, startedAt: undefined });
   });
