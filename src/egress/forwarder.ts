@@ -53,8 +53,10 @@ const shellQuote = (text: string) => `'${text.replaceAll("'", `'\\''`)}'`;
 export function forwarderPrelude(): string {
   return (
     // Niced: the server's own start comes first (the forwarder is idle until the server connects).
-    `if command -v node >/dev/null 2>&1; then nice -n 19 node -e ${shellQuote(NODE)} & ` +
-    `elif command -v python3 >/dev/null 2>&1; then nice -n 19 python3 -I -c ${shellQuote(PYTHON)} & ` +
+    // None of the container's stdio: node makes the pipes it holds non-blocking, and the server (or an
+    // install's report) writing to that same pipe would then fail with EAGAIN. It writes nothing anyway.
+    `if command -v node >/dev/null 2>&1; then nice -n 19 node -e ${shellQuote(NODE)} </dev/null >/dev/null 2>&1 & ` +
+    `elif command -v python3 >/dev/null 2>&1; then nice -n 19 python3 -I -c ${shellQuote(PYTHON)} </dev/null >/dev/null 2>&1 & ` +
     `else echo "mcpbox: this image has neither node nor python3 to reach the egress proxy: the server runs without network" >&2; fi;`
   );
 }

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // The proxy itself, as it runs in its container.
 import { hostAllowed, isRefusedAddress, sniOf, startProxy, verifyToken } from '../../images/scripts/egress-proxy.mjs';
 import { canonicalEntry, effectiveEgress, mintToken, narrowEgress, parseEgress, validEgressEntry } from '../../src/egress/policy.js';
+import { forwarderPrelude } from '../../src/egress/forwarder.js';
 
 const KEY = Buffer.alloc(32, 7);
 
@@ -180,5 +181,12 @@ describe('the proxy, live on a unix socket (loopback targets only)', () => {
 
   it('a connection without a grant gets nothing at all', async () => {
     expect(await tunnel([`127.0.0.1:${targetPort}`], 'allow', `127.0.0.1:${targetPort}`, false)).toBe('');
+  });
+});
+
+describe('the in-container forwarder', () => {
+  it("holds none of the container's stdio: node would make the server's stdout non-blocking (EAGAIN for a big write)", () => {
+    const prelude = forwarderPrelude();
+    expect(prelude.match(/<\/dev\/null >\/dev\/null 2>&1 &/g)).toHaveLength(2);
   });
 });
