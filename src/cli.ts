@@ -40,6 +40,7 @@ const COMMANDS: readonly CommandEntry[] = [
         .argument('[args...]', "the runner's own arguments and the package, passed through verbatim")
         .option('-e, --env <NAME[=VALUE]>', "pass a variable into the sandbox (value from mcpbox's environment unless given); repeatable", collect, [])
         .option('--image <image>', 'image to run in (default: mcpbox/<runner>, built on first use)')
+        .option('--image-variant <variant>', "browser: the default image with Debian's chromium (chosen by itself for known browser servers)")
         .option('--network <mode>', 'container network: bridge (default), none, or a network name')
         .option('--egress <policy>', 'where the server may connect: learn (default: its first session records the hosts it uses), none, open, or HOST,HOST… (*.domain, host:port)')
         .option('--memory <size>', 'memory limit, e.g. 512m or 2g (default 2g)')
@@ -147,6 +148,17 @@ const COMMANDS: readonly CommandEntry[] = [
     name: 'deny',
     define: (c) => c.description("take hosts off a server's egress list").argument('<package>', 'the package').argument('<hosts...>', 'hosts, as listed'),
     run: async (ctx, [pkg, hosts]) => (await import('./commands/egress.js')).deny(pkg as string, hosts as string[], ctx),
+  },
+  {
+    name: 'data',
+    define: (c) =>
+      c
+        .description("show what each server keeps (its HOME in the sandbox, kept across sessions), or delete it with `data rm <package>`")
+        .argument('[package]', 'only this package; or `rm` to delete')
+        .argument('[package-to-remove]', 'with rm: the package whose data to delete')
+        .option('-y, --yes', 'rm: delete without asking')
+        .option('--json', 'print JSON'),
+    run: async (ctx, [first, second, flags]) => (await import('./commands/data.js')).data(first as string | undefined, second as string | undefined, flags as { json?: boolean; yes?: boolean }, ctx),
   },
   {
     name: 'ps',

@@ -32,6 +32,8 @@ export interface HostFs {
   /** The path with symlinks resolved, or undefined when nothing is there. */
   realpath(path: string): string | undefined;
   kind(path: string): 'dir' | 'file' | 'socket' | 'other' | undefined;
+  /** Who owns it (POSIX); undefined when nothing is there. */
+  owner?(path: string): { uid: number; gid: number } | undefined;
 }
 
 export const realHostFs: HostFs = {
@@ -46,6 +48,14 @@ export const realHostFs: HostFs = {
     try {
       const stat = statSync(path);
       return stat.isDirectory() ? 'dir' : stat.isFile() ? 'file' : stat.isSocket() ? 'socket' : 'other';
+    } catch {
+      return undefined;
+    }
+  },
+  owner: (path) => {
+    try {
+      const { uid, gid } = statSync(path);
+      return { uid, gid };
     } catch {
       return undefined;
     }

@@ -15,6 +15,8 @@ cache_check
 # Concurrent first runs of one server share the volume (and, in their own PID namespaces, the PID).
 mkdir -p "$(dirname "$prefix")"
 stage=$(mktemp -d "$prefix.stage-XXXXXX")
+# Installed as nobody, run as whichever uid the server gets: the tree must be readable by all.
+chmod 755 "$stage"
 cd "$stage"
 if [ -n "${MCPBOX_LOCKFILE:-}" ]; then
   printf '%s' "$MCPBOX_LOCKFILE" > package-lock.json

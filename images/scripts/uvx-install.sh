@@ -12,16 +12,32 @@ prefix=$1
 python=$2
 shift 2
 if [ "$python" = "-" ]; then py=""; else py="--python=$python"; fi
+# A Python uv downloads (below) lives beside the trees, in the install volume: the server's venv
+# points at it, and at run time the cache is a throwaway.
+UV_PYTHON_INSTALL_DIR="$(dirname "$prefix")/python"
+export UV_PYTHON_INSTALL_DIR
 cache_check
 # Concurrent first runs of one server share the volume (and, in their own PID namespaces, the PID).
 mkdir -p "$(dirname "$prefix")"
 stage=$(mktemp -d "$prefix.stage-XXXXXX")
+# Installed as nobody, run as whichever uid the server gets: the tree must be readable by all.
+chmod 755 "$stage"
 cd "$stage"
 if [ -n "${MCPBOX_LOCKFILE:-}" ]; then
   printf '%s' "$MCPBOX_LOCKFILE" > requirements.txt
 else
   printf '%s\n' "$@" > requirements.in
-  uv pip compile $py --quiet --generate-hashes --no-header --no-annotate --output-file requirements.txt requirements.in 1>&2
+  compile() { uv pip compile $py --quiet --generate-hashes --no-header --no-annotate --output-file requirements.txt requirements.in 2>compile.err; }
+  if ! compile; then
+    # Like uvx: a package that needs a newer Python than the image's gets one of uv's managed Pythons
+    # (downloaded where the install may reach its host; else the egress refusal says which host).
+    need=$(grep -o 'Python>=[0-9.]*' compile.err | head -n 1 | cut -d= -f2)
+    if [ -n "$py" ] || [ -z "$need" ]; then cat compile.err >&2; exit 1; fi
+    echo "mcpbox: the image's $(python3 -V 2>&1 || echo Python) is older than the package needs (Python>=$need): asking uv for a managed Python $need" >&2
+    py="--python=$need"
+    compile || { cat compile.err >&2; exit 1; }
+  fi
+  rm -f compile.err
 fi
 tree=$(sha256sum requirements.txt | cut -d' ' -f1)
 if reusable "$tree" requirements.txt; then

@@ -40,7 +40,7 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
     const egress = serverEgress({ plan, settings, access: { volume: egressVolume(hostOwner(ctx), readEgressKey(state)) }, locked, lockPath: findLock(ctx.cwd, state).path, stateDir: state, log: ctx.log });
     let spec = egress.plan.spec;
     if (locked) {
-      const server = installedServer(locked.request, { lockPath: locked.lockPath, stateDir: state, image: plan.spec.image, user: plan.spec.user });
+      const server = installedServer(locked.request, { lockPath: locked.lockPath, stateDir: state, image: plan.spec.image });
       if (server) spec = launchSpec(egress.plan, locked.request, server.entry, server.record);
       else ctx.log.note(`${locked.request.specs.join(' ')} is not installed yet: a real run resolves, installs and locks it first, then starts it directly; shown is the command that resolves on every start`);
     }

@@ -9,8 +9,10 @@ import { RUNNER_NAMES, type Runner } from '../runners/table.js';
 export interface Settings {
   /** Image per runner, replacing the default image. */
   images?: Partial<Record<Runner, string>>;
-  /** Base image per runner for building the default image (the air-gapped bootstrap's output). */
-  baseImages?: Partial<Record<Runner, string>>;
+  /** Base image per runner (and `npx-browser` for the browser variant) for building the default images (the air-gapped bootstrap's output). */
+  baseImages?: Partial<Record<Runner | `${Runner}-browser`, string>>;
+  /** The default image's variant: `browser` (Debian's chromium). Per package, or for all runs. */
+  imageVariant?: 'browser';
   memory?: string;
   cpus?: string;
   pids?: number;
@@ -43,7 +45,7 @@ export interface Settings {
 }
 
 /** What a package's entry may set: the same settings, scoped to runs of that package. */
-export type PackagePolicy = Pick<Settings, 'env' | 'network' | 'memory' | 'cpus' | 'pids' | 'mounts' | 'grace' | 'egress'> & { image?: string };
+export type PackagePolicy = Pick<Settings, 'env' | 'network' | 'memory' | 'cpus' | 'pids' | 'mounts' | 'grace' | 'egress' | 'imageVariant'> & { image?: string };
 
 export interface ConfigProblem {
   file: string;
@@ -66,8 +68,8 @@ export function sizeInBytes(size: string): number {
   const unit = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
   return Number(match[1]) * unit;
 }
-const KNOWN_KEYS = ['images', 'baseImages', 'memory', 'cpus', 'pids', 'network', 'env', 'grace', 'docker', 'mounts', 'autoMount', 'packages', 'updateInterval', 'cacheLimit', 'egress', 'installEgress'] as const;
-const POLICY_KEYS = ['env', 'network', 'memory', 'cpus', 'pids', 'mounts', 'grace', 'image', 'egress'] as const;
+const KNOWN_KEYS = ['images', 'baseImages', 'imageVariant', 'memory', 'cpus', 'pids', 'network', 'env', 'grace', 'docker', 'mounts', 'autoMount', 'packages', 'updateInterval', 'cacheLimit', 'egress', 'installEgress'] as const;
+const POLICY_KEYS = ['env', 'network', 'memory', 'cpus', 'pids', 'mounts', 'grace', 'image', 'egress', 'imageVariant'] as const;
 const MOUNT_ENTRY = /^.+?(?::(?:ro|rw))?$/s;
 
 /** Pure: checks one file's contents. Problems name the file and the key. */
@@ -92,11 +94,13 @@ export function validateSettings(raw: unknown, file: string): { settings: Settin
       problem(key, `must be an object like { "npx": "image", "uvx": "image" }`);
       continue;
     }
-    const byRunner: Partial<Record<Runner, string>> = {};
+    const byRunner: Record<string, string> = {};
+    // baseImages also names the browser variant's base ("npx-browser").
+    const known = key === 'baseImages' ? [...RUNNER_NAMES, ...RUNNER_NAMES.map((r) => `${r}-browser`)] : [...RUNNER_NAMES];
     for (const [runner, image] of Object.entries(value)) {
-      if (!(RUNNER_NAMES as string[]).includes(runner)) problem(`${key}.${runner}`, `unknown runner (known: ${RUNNER_NAMES.join(', ')})`);
+      if (!known.includes(runner)) problem(`${key}.${runner}`, `unknown runner (known: ${known.join(', ')})`);
       else if (typeof image !== 'string' || !IMAGE_NAME.test(image)) problem(`${key}.${runner}`, 'must be an image name');
-      else byRunner[runner as Runner] = image;
+      else byRunner[runner] = image;
     }
     settings[key] = byRunner;
   }
@@ -150,7 +154,7 @@ export function validateSettings(raw: unknown, file: string): { settings: Settin
   return { settings, problems };
 }
 
-type Scalars = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'network' | 'env' | 'grace' | 'mounts' | 'egress'>;
+type Scalars = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'network' | 'env' | 'grace' | 'mounts' | 'egress' | 'imageVariant'>;
 
 /** The settings a top-level file and a package entry share. */
 function validateScalars(input: Record<string, unknown>, prefix: string, problem: (key: string, message: string) => void): Scalars {
@@ -183,6 +187,10 @@ function validateScalars(input: Record<string, unknown>, prefix: string, problem
   if (input.grace !== undefined) {
     if (typeof input.grace === 'number' && input.grace >= 0 && input.grace <= 300) out.grace = input.grace;
     else problem(`${prefix}grace`, 'must be a number of seconds between 0 and 300');
+  }
+  if (input.imageVariant !== undefined) {
+    if (input.imageVariant === 'browser') out.imageVariant = 'browser';
+    else problem(`${prefix}imageVariant`, 'must be "browser"');
   }
   if (input.mounts !== undefined) {
     if (Array.isArray(input.mounts) && input.mounts.every((m) => typeof m === 'string' && MOUNT_ENTRY.test(m))) out.mounts = input.mounts as string[];
@@ -301,6 +309,7 @@ export function projectProblems(settings: Settings, file: string, place: Project
       refuse(`${prefix}network`, `joins the network "${scoped.network}"; a project's configuration may only choose "none" (or "bridge")`);
     }
     if (scoped.image !== undefined) refuse(`${prefix}image`, "chooses an image, which a project's configuration may not do (the image decides what runs)");
+    if (scoped.imageVariant !== undefined) refuse(`${prefix}imageVariant`, "chooses an image, which a project's configuration may not do (the image decides what runs)");
   };
   check('', settings);
   for (const [name, policy] of Object.entries(settings.packages ?? {})) check(`packages.${name}.`, policy);

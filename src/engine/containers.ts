@@ -7,8 +7,10 @@ export const LABEL = {
   runner: 'dev.mcpbox.runner',
   package: 'dev.mcpbox.package',
   version: 'dev.mcpbox.version',
-  /** 'install' for the containers that install packages (and for install volumes); absent for servers. */
+  /** 'install' for the containers that install packages (and for install volumes), 'data' for data volumes, 'egress' for the proxy; absent for servers. */
   role: 'dev.mcpbox.role',
+  /** The invoking host user a volume belongs to (data volumes: `mcpbox data` lists yours). */
+  owner: 'dev.mcpbox.owner',
   /** mcpbox serve: the server name and the HTTP session a container serves. */
   served: 'dev.mcpbox.served',
   session: 'dev.mcpbox.session',

@@ -293,6 +293,44 @@ export class DockerEngine {
     return winner === 'unlabelled' ? id : winner;
   }
 
+  /**
+   * Gives everything in a volume to `user` (uid:gid): a data volume whose server now runs as another
+   * uid than the one that wrote it (src/lifecycle/data.ts). Symlinks are changed, never followed.
+   */
+  async handOverVolume(volume: string, image: string, user: string, containerLabels: Record<string, string>): Promise<void> {
+    const result = await this.#volumeHelper(volume, image, ['CHOWN', 'DAC_READ_SEARCH'], containerLabels, ['chown', '-R', '-h', user, VOLUME_HELPER_DIR]);
+    if (result.exitCode !== 0) throw new McpboxError('volume-prepare', `could not hand the data volume ${volume} over to uid ${user}: ${lastLineOf(result.stderr)}`, `docker volume inspect ${volume}`, 1);
+  }
+
+  /** KiB each volume holds (du in a throwaway container, no network, read-only). Missing sizes: unknown. */
+  async volumeSizeKb(volume: string, image: string, containerLabels: Record<string, string>): Promise<number | undefined> {
+    const result = await this.#volumeHelper(volume, image, ['DAC_READ_SEARCH'], containerLabels, ['du', '-sk', VOLUME_HELPER_DIR], true);
+    const kb = Number(/^(\d+)/.exec(result.stdout)?.[1]);
+    return result.exitCode === 0 && Number.isFinite(kb) ? kb : undefined;
+  }
+
+  /** mcpbox's volumes with these labels: name, labels, where the engine keeps it. */
+  async listVolumes(labels: Record<string, string>): Promise<{ name: string; labels: Record<string, string>; mountpoint: string }[]> {
+    const filters = Object.entries(labels).flatMap(([k, v]) => ['--filter', `label=${k}=${v}`]);
+    const list = await this.#query(['volume', 'ls', '--quiet', ...filters]);
+    if (list.exitCode !== 0) throw unexpected('volume ls', list.stderr);
+    const names = list.stdout.split('\n').filter(Boolean);
+    if (names.length === 0) return [];
+    const result = await this.#query(['volume', 'inspect', ...names]);
+    if (result.exitCode !== 0) throw unexpected('volume inspect', result.stderr);
+    return (JSON.parse(result.stdout) as { Name: string; Labels?: Record<string, string> | null; Mountpoint?: string }[]).map((v) => ({
+      name: v.Name,
+      labels: v.Labels ?? {},
+      mountpoint: v.Mountpoint ?? '',
+    }));
+  }
+
+  /** Removes volumes; the engine refuses one a container still uses (its message is returned). */
+  async removeVolume(volume: string): Promise<string | undefined> {
+    const result = await this.#query(['volume', 'rm', volume]);
+    return result.exitCode === 0 ? undefined : lastLineOf(result.stderr);
+  }
+
   /** A throwaway root container with only `caps`, no network, read-only, the volume at VOLUME_HELPER_DIR. */
   #volumeHelper(volume: string, image: string, caps: readonly string[], labels: Record<string, string>, command: readonly string[], readonly = false) {
     return this.#query(

@@ -32,10 +32,9 @@ export interface InstallSite {
   readonly engineEnv: Readonly<Record<string, string>>;
   readonly hostEnv: Readonly<Record<string, string | undefined>>;
   readonly image: string;
-  /** The server's install volume (per lock key, image and user) and its id label. */
+  /** The server's install volume (per lock key and image) and its id label. */
   readonly volume: string;
   readonly volumeId: string;
-  readonly user: string;
   readonly log: Logger;
   /** An install container: sh with these args and these variables of mcpbox's own, through the egress proxy. */
   readonly spec: (args: readonly string[], env: Readonly<Record<string, string>>, egress: { volume: string; token: string }) => ContainerSpec;
@@ -64,8 +63,8 @@ export interface LockPlaces {
  */
 export async function lockedServer(site: InstallSite, request: InstallRequest, places: LockPlaces): Promise<LockedServer> {
   const key = lockKey(request);
-  const recordKey = installKey(key, site.image, site.user);
-  const { entry, record: previous } = installedHere(request, { ...places, image: site.image, user: site.user });
+  const recordKey = installKey(key, site.image);
+  const { entry, record: previous } = installedHere(request, { ...places, image: site.image });
   // What this machine installed in this very volume, by its fingerprint: the only tree reused.
   const reuse = previous?.volumeId === site.volumeId && previous.content ? previous : undefined;
 
@@ -104,15 +103,16 @@ export async function lockedServer(site: InstallSite, request: InstallRequest, p
 }
 
 /**
- * What this machine has for a request, in this image, for this user: its lock entry and install
+ * What this machine has for a request, in this image (for every user inside: installs are made as
+ * nobody and read by whoever the server runs as): its lock entry and install
  * record (either may be missing, or not match the other). The one place that looks.
  */
 export function installedHere(
   request: InstallRequest,
-  at: { readonly lockPath: string; readonly stateDir: string; readonly image: string; readonly user: string },
+  at: { readonly lockPath: string; readonly stateDir: string; readonly image: string },
 ): { entry: LockEntry | undefined; record: InstallRecord | undefined } {
   const key = lockKey(request);
-  return { entry: readLock(at.lockPath).servers[key], record: readInstalls(at.stateDir)[installKey(key, at.image, at.user)] };
+  return { entry: readLock(at.lockPath).servers[key], record: readInstalls(at.stateDir)[installKey(key, at.image)] };
 }
 
 /** The locked server installed here, when the record holds its entry's tree: what a warm start runs. */

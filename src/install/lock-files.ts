@@ -59,6 +59,6 @@ export function writeInstall(stateDir: string, key: string, record: InstallRecor
 }
 
 /** Install records are per lock key, image and uid. */
-export function installKey(lockKey: string, image: string, user: string): string {
-  return `${lockKey} | ${image} | ${user}`;
+export function installKey(lockKey: string, image: string): string {
+  return `${lockKey} | ${image}`;
 }

@@ -10,7 +10,7 @@ import type { RunPlan } from '../sandbox/plan.js';
 import { cacheVolumeName } from '../sandbox/spec.js';
 import { type LockedServer, lockedServer } from './installs.js';
 import type { InstallRequest } from './lock.js';
-import { installSpec, installVolume } from './specs.js';
+import { INSTALL_USER, installSpec, installVolume } from './specs.js';
 
 /**
  * Preparing a server to start, shared by run, pull, update and serve: its image (built or pulled),
@@ -42,7 +42,8 @@ export async function prepare(
 ): Promise<{ server?: LockedServer }> {
   const { image } = plan.spec;
   const { invocation } = plan.input;
-  const cache = cacheVolumeName(invocation, plan.spec.user, plan.input.owner);
+  // A locked install runs as nobody (INSTALL_USER) with nobody's cache; anything else as the server's user.
+  const cache = cacheVolumeName(invocation, locked ? INSTALL_USER : plan.spec.user, plan.input.owner);
   const install = locked && cache ? installVolume(plan, locked.request) : undefined;
   const volumes = [cache, install].filter((v): v is string => v !== undefined);
   const inspected = await engine.inspect([image, ...volumes]);
@@ -50,10 +51,13 @@ export async function prepare(
   const ids = new Map<string, string>();
   for (const volume of volumes) {
     const known = inspected.volumeIds.get(volume);
-    if (known && !inspected.missing.has(volume)) {
+    if (known && known !== 'unlabelled' && !inspected.missing.has(volume)) {
       ids.set(volume, known);
       continue;
     }
+    // Not one mcpbox made: the engine made it empty (root-owned) for a start whose volume had been
+    // removed. Nothing of ours is in it; made again, it is labelled and open to the sandbox user.
+    if (known === 'unlabelled') await engine.removeVolume(volume);
     const role: Record<string, string> = volume === install ? { [LABEL.role]: 'install' } : {};
     const labels = { volume: { [LABEL.managed]: 'true', [LABEL.runner]: invocation.runner, ...role }, container: plan.spec.labels };
     ids.set(volume, await engine.prepareVolume(volume, image, labels, plan.input.cacheLimitKb));
@@ -67,7 +71,6 @@ export async function prepare(
       image,
       volume: install,
       volumeId: ids.get(install)!,
-      user: plan.spec.user,
       log: options.log,
       spec: (installArgs, installEnv, egress) => installSpec(plan, install, installArgs, installEnv, egress),
       egress: { access: options.egress, hosts: [...RUNNERS[invocation.runner].registries, ...(options.installEgress ?? [])] },
@@ -86,7 +89,7 @@ async function provideImage(engine: DockerEngine, plan: Pick<RunPlan, 'choice'>,
     await engine.build({
       tag: image,
       context: plan.choice.build.context,
-      buildArgs: { BASE_IMAGE: plan.choice.build.base },
+      buildArgs: { BASE_IMAGE: plan.choice.build.base, ...plan.choice.build.args },
       labels: { [LABEL.managed]: 'true', 'dev.mcpbox.base-image': plan.choice.build.base },
     });
   } else {

@@ -3,15 +3,24 @@ import { RUNNERS } from '../runners/table.js';
 import type { RunPlan } from '../sandbox/plan.js';
 import { sandboxScript } from '../sandbox/images.js';
 import { type ContainerSpec, containerSpec, installVolumeName } from '../sandbox/spec.js';
+import { NOBODY } from '../sandbox/mounts.js';
+import { knownInstallEnv } from '../sandbox/known-servers.js';
 import { type InstallRecord, type InstallRequest, type LockEntry, lockKey } from './lock.js';
 
 /**
  * The two containers a locked server adds to the plain plan: the install container, and the server
  * started from its install. Pure.
  */
-/** The install volume of a locked request in this plan's image, for this plan's user. */
+/**
+ * Installs are made as nobody, whoever the server will run as (nobody, you, or the owner of the paths
+ * it writes): the tree is readable by every uid, so one install serves them all and `pull` warms
+ * what the real launch uses.
+ */
+export const INSTALL_USER = NOBODY;
+
+/** The install volume of a locked request in this plan's image. */
 export function installVolume(plan: RunPlan, request: InstallRequest): string {
-  return installVolumeName(plan.input.invocation, lockKey(request), plan.spec.image, plan.spec.user, plan.input.owner);
+  return installVolumeName(plan.input.invocation, lockKey(request), plan.spec.image, plan.input.owner);
 }
 
 /**
@@ -43,6 +52,8 @@ export function installSpec(plan: RunPlan, volume: string, args: readonly string
   return containerSpec({
     ...input,
     name: `${input.name}-install`,
+    user: INSTALL_USER,
+    data: undefined,
     labels: { ...input.labels, [LABEL.role]: 'install' },
     forwarded: [],
     egress,
@@ -52,7 +63,7 @@ export function installSpec(plan: RunPlan, volume: string, args: readonly string
     command: {
       entrypoint: 'sh',
       args,
-      env: installEnv,
+      env: { ...knownInstallEnv(input.invocation.packages.map((p) => p.name)), ...installEnv },
       install: { volume, readonly: false },
     },
   });

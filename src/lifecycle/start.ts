@@ -9,8 +9,9 @@ import { serverEgress } from './egress.js';
 import { launchSpec } from '../install/specs.js';
 import { needsRefresh } from '../install/lock.js';
 import { engineLaunch } from '../sandbox/argv.js';
-import type { RunPlan } from '../sandbox/plan.js';
+import { dataOwner, type RunPlan } from '../sandbox/plan.js';
 import type { ContainerSpec } from '../sandbox/spec.js';
+import { claimDataVolume, dataReady, ensureDataVolume } from './data.js';
 import { eofWatcher } from './eof-watch.js';
 import { supervise } from './supervise.js';
 
@@ -59,12 +60,13 @@ export async function startServer(input: StartInput): Promise<number> {
 
 async function startIn(input: StartInput, plan: RunPlan, access: EgressAccess): Promise<number> {
   const { engine, ctx, settings, locked } = input;
-  const { image, user } = plan.spec;
+  const { image } = plan.spec;
   const intervalHours = settings.updateInterval ?? 24;
   const start = starter(input);
 
-  const installed = locked && !plan.spec.tty ? installedServer(locked.request, { lockPath: locked.lockPath, stateDir: input.stateDir, image, user }) : undefined;
-  const warm = installed && !needsRefresh(installed.entry, new Date(), intervalHours) ? installed : undefined;
+  const installed = locked && !plan.spec.tty ? installedServer(locked.request, { lockPath: locked.lockPath, stateDir: input.stateDir, image }) : undefined;
+  // Warm: installed, not due for a refresh, and its data volume already its user's (else prepare sees to it).
+  const warm = installed && !needsRefresh(installed.entry, new Date(), intervalHours) && dataReady(plan, input.stateDir) ? installed : undefined;
   if (locked && warm) {
     let why = '';
     const volume = warm.record.volume;
@@ -82,6 +84,7 @@ async function startIn(input: StartInput, plan: RunPlan, access: EgressAccess): 
   }
 
   const prepared = await prepare(engine, input.engineEnv, plan, locked, { hostEnv: ctx.env, log: ctx.log, stateDir: input.stateDir, intervalHours, egress: access, installEgress: settings.installEgress });
+  await ensureDataVolume(engine, plan, input.stateDir, dataOwner(ctx));
   const spec = prepared.server && locked ? launchSpec(plan, locked.request, prepared.server.entry, prepared.server.record) : plan.spec;
   const outcome = await start(spec);
   // Only a checked (warm) start can ask to be retried.
@@ -94,6 +97,7 @@ function starter(input: StartInput): (spec: ContainerSpec, verify?: () => Promis
   const { engine, ctx, settings } = input;
   const watchEof = eofWatcher(ctx.env);
   return (spec, verify) => {
+    claimDataVolume(input.plan, input.stateDir);
     const launch = engineLaunch(spec, input.engineEnv, (lines) => engine.envFile(lines));
     return supervise({
       engine,

@@ -88,7 +88,17 @@ export interface RunnerSpec {
   /** Environment that keeps the runner's own chatter (update notices, funding) quiet. */
   readonly quietEnv: Readonly<Record<string, string>>;
   /** Default image: images/<dir>/Dockerfile built on `base`; env names that override either. */
-  readonly image: { readonly dir: string; readonly base: string; readonly imageEnv: string; readonly baseEnv: string };
+  readonly image: {
+    readonly dir: string;
+    readonly base: string;
+    readonly imageEnv: string;
+    readonly baseEnv: string;
+    /**
+     * The browser variant (`--image-variant browser`): the same Dockerfile with Debian's chromium
+     * added (EXTRA_PACKAGES), on the runner's base unless `baseEnv` or baseImages["<runner>-browser"] names another.
+     */
+    readonly browser?: { readonly baseEnv: string; readonly packages: string };
+  };
   /** CA variable the runner's TLS stack reads; filled from any host bundle when the host set a different one. */
   readonly caEnv: string;
   /** The hosts its installs (and its resolution at run time) need: all an install container may reach. */
@@ -120,6 +130,9 @@ export interface RunnerLock {
   /** The runner argv that installs one package spec (mcpbox pull). */
   readonly argsForPackage: (spec: string) => string[];
 }
+
+/** The sandbox user's HOME in mcpbox's images: a server's data volume, or a tmpfs. */
+export const HOME_DIR = '/home/mcpbox';
 
 /** Mount point of the per-package cache volume inside the container. */
 export const CACHE_DIR = '/mcpbox/cache';

@@ -88,7 +88,7 @@ export const UVX = {
   quietEnv: { UV_NO_PROGRESS: '1' },
   image: {
     dir: 'uvx',
-    base: 'ghcr.io/astral-sh/uv:python3.12-bookworm-slim',
+    base: 'ghcr.io/astral-sh/uv:python3.13-trixie-slim',
     imageEnv: 'MCPBOX_UVX_IMAGE',
     baseEnv: 'MCPBOX_UVX_BASE_IMAGE',
   },

@@ -3,37 +3,50 @@ import { IMAGE_NAME, type Settings } from '../config/settings.js';
 import { UsageError } from '../errors.js';
 import type { HostEnv } from './env.js';
 import type { Runner } from '../runners/table.js';
+import type { RunnerSpec } from '../runners/types.js';
 import { RUNNERS } from '../runners/table.js';
 import { shortHash } from './spec.js';
 import { IMAGES_DIR } from '../paths.js';
 
+/** Image variants beside the default: `browser` adds Debian's chromium for browser-automation servers. */
+export const IMAGE_VARIANTS = ['browser'] as const;
+export type ImageVariant = (typeof IMAGE_VARIANTS)[number];
 
 export interface ImageChoice {
   readonly image: string;
   /** Present when the image is mcpbox's default: how to build it if it is missing. */
-  readonly build?: { readonly context: string; readonly base: string };
+  readonly build?: { readonly context: string; readonly base: string; readonly args?: Readonly<Record<string, string>> };
 }
 
 /**
- * --image > MCPBOX_NPX_IMAGE / MCPBOX_UVX_IMAGE > settings > the default image. The default image's
- * tag is a hash of its Dockerfile and base, so a changed Dockerfile or base means a new build, and
- * an image built from the air-gapped bootstrap's bases never passes for one built on the official ones.
+ * --image > MCPBOX_NPX_IMAGE / MCPBOX_UVX_IMAGE > settings > the default image (or its variant). The
+ * default image's tag is a hash of its Dockerfile, base and build arguments, so a changed Dockerfile or
+ * base means a new build, and an image built from the air-gapped bootstrap's bases never passes for
+ * one built on the official ones.
  */
-export function chooseImage(runner: Runner, flag: string | undefined, env: HostEnv, settings: Settings): ImageChoice {
-  const spec = RUNNERS[runner].image;
+export function chooseImage(runner: Runner, flag: string | undefined, env: HostEnv, settings: Settings, variant?: ImageVariant): ImageChoice {
+  const spec: RunnerSpec['image'] = RUNNERS[runner].image;
   const explicit = flag ?? env[spec.imageEnv] ?? settings.images?.[runner];
   if (explicit !== undefined) {
     if (!IMAGE_NAME.test(explicit)) throw new UsageError(`"${explicit}" is not an image name`, 'name an image like node:22 or registry.example.com/team/image:tag');
     return { image: explicit };
   }
-  const base = env[spec.baseEnv] || settings.baseImages?.[runner] || spec.base;
-  if (!IMAGE_NAME.test(base)) throw new UsageError(`"${base}" is not an image name (${spec.baseEnv} or the baseImages setting)`);
+  const browser = variant === 'browser' ? spec.browser : undefined;
+  if (variant === 'browser' && !browser) throw new UsageError(`no browser variant of the ${runner} image`, `name an image with a browser: --image <image>`);
+  // The browser variant builds on its own base when one is named, else on the runner's (chromium then
+  // comes from that base's Debian mirror, as the bootstrap's packages did).
+  const variantBase = browser && (env[browser.baseEnv] || settings.baseImages?.[`${runner}-browser` as const]);
+  const base = variantBase || env[spec.baseEnv] || settings.baseImages?.[runner] || spec.base;
+  if (!IMAGE_NAME.test(base)) throw new UsageError(`"${base}" is not an image name (${variantBase ? browser.baseEnv : spec.baseEnv} or the baseImages setting)`);
   const context = `${IMAGES_DIR}${spec.dir}`;
-  return { image: defaultImageTag(runner, base, readFileSync(`${context}/Dockerfile`, 'utf8')), build: { context, base } };
+  const args = browser ? { EXTRA_PACKAGES: browser.packages } : undefined;
+  const dockerfile = readFileSync(`${context}/Dockerfile`, 'utf8');
+  return { image: defaultImageTag(browser ? `${runner}-browser` : runner, base, dockerfile, args), build: { context, base, ...(args && { args }) } };
 }
 
-export function defaultImageTag(runner: Runner, base: string, dockerfile: string): string {
-  return `mcpbox/${runner}:${shortHash(`${dockerfile}\0${base}`, 12)}`;
+export function defaultImageTag(name: string, base: string, dockerfile: string, args?: Readonly<Record<string, string>>): string {
+  const extra = args ? `\0${JSON.stringify(args)}` : '';
+  return `mcpbox/${name}:${shortHash(`${dockerfile}\0${base}${extra}`, 12)}`;
 }
 
 const scripts = new Map<string, string>();

@@ -21,6 +21,8 @@ export interface MountPlan {
   /** Working directory inside, when the host's is mounted (else the sandbox HOME). */
   readonly workdir: string | undefined;
   readonly notes: readonly string[];
+  /** Where what the server writes would be lost: said louder than notes. */
+  readonly warnings: readonly string[];
 }
 
 export interface MountPlanInput {
@@ -62,6 +64,7 @@ export function planMounts(input: MountPlanInput): MountPlan {
   const { cwd, home, fs } = input;
   const binds: Bind[] = [];
   const notes: string[] = [];
+  const warnings: string[] = [];
   const absolute = (path: string) => posix.resolve(cwd, path === '~' ? home : path.startsWith('~/') ? posix.join(home, path.slice(2)) : path);
   const add = (real: string, literal: string, readonly: boolean) => {
     for (const target of new Set([real, literal])) {
@@ -69,6 +72,62 @@ export function planMounts(input: MountPlanInput): MountPlan {
     }
   };
   const covered = (real: string) => binds.some((b) => b.source === b.target && within(real, b.source));
+
+  /**
+   * A directory is mounted as named; a file by its directory, so what the server writes beside it
+   * (SQLite's journal, an editor's temp file) lands there too, as on the host; only the file itself
+   * when the directory may not be mounted (your home, say).
+   */
+  const mountExisting = (value: string, literal: string, real: string) => {
+    if (covered(real)) return;
+    const refuse = (reason: string) => {
+      throw new UsageError(
+        `refusing to mount ${value} into the sandbox: ${reason}`,
+        real === '/' ? 'name the directories the server needs instead' : `pass --mount ${literal} to mount it anyway, or --no-auto-mount to mount nothing`,
+      );
+    };
+    const reason = refusalReason(real, home, fs);
+    if (fs.kind(real) === 'socket') refuse(reason ?? 'it is a socket');
+    if (fs.kind(real) === 'dir' || fs.kind(real) === undefined) {
+      if (reason) refuse(reason);
+      add(real, literal, false);
+      return;
+    }
+    const dir = posix.dirname(real);
+    if (covered(dir)) return;
+    const dirReason = refusalReason(dir, home, fs);
+    if (!dirReason) {
+      add(dir, posix.dirname(literal), false);
+      return;
+    }
+    if (reason) refuse(reason);
+    notes.push(`mounting only the file ${value}, not its directory (${dirReason}): a server that writes beside it (a database journal) can't`);
+    add(real, literal, false);
+  };
+
+  /**
+   * A path the server will create (`--db-path ~/notes/new.db`): its nearest existing directory is
+   * mounted, by the same refusals, so the file lands on the host as it would without the sandbox.
+   */
+  const mountToBe = (value: string, literal: string) => {
+    let dir = posix.dirname(literal);
+    while (dir !== '/' && !fs.realpath(dir)) dir = posix.dirname(dir);
+    const real = fs.realpath(dir);
+    if (!real || real === '/' || fs.kind(real) !== 'dir') {
+      notes.push(`${value} does not exist on this host: passed through, not mounted`);
+      return;
+    }
+    if (covered(real)) return;
+    const reason = refusalReason(real, home, fs);
+    if (!reason) {
+      add(real, dir, false);
+      return;
+    }
+    warnings.push(
+      `${value} does not exist yet, and ${dir}, where it would be created, is not mounted (${reason}): ` +
+        `what the server writes there is lost when it exits (hint: create a directory for it, e.g. mkdir ${posix.join(dir, 'mcp-data')}, and name a path in it; or --mount ${dir})`,
+    );
+  };
 
   for (const spec of input.explicit) {
     const { path, readonly } = parseMountSpec(spec);
@@ -100,20 +159,8 @@ export function planMounts(input: MountPlanInput): MountPlan {
     if (!candidate) return undefined;
     const literal = absolute(candidate.path);
     const real = fs.realpath(literal);
-    if (!real) {
-      notes.push(`${value} does not exist on this host: passed through, not mounted`);
-      return undefined;
-    }
-    if (!covered(real)) {
-      const reason = refusalReason(real, home, fs);
-      if (reason) {
-        throw new UsageError(
-          `refusing to mount ${value} into the sandbox: ${reason}`,
-          real === '/' ? 'name the directories the server needs instead' : `pass --mount ${literal} to mount it anyway, or --no-auto-mount to mount nothing`,
-        );
-      }
-      add(real, literal, false);
-    }
+    if (real) mountExisting(value, literal, real);
+    else mountToBe(value, literal);
     return { prefix: eq === -1 ? '' : arg.slice(0, eq + 1), candidate, literal };
   });
 
@@ -130,18 +177,34 @@ export function planMounts(input: MountPlanInput): MountPlan {
     return rewrite ? `${hit.prefix}${hit.literal}` : arg;
   });
 
-  return { binds, args, workdir, notes };
+  return { binds, args, workdir, notes, warnings };
 }
 
 /**
- * Who the server runs as: nobody, except on Linux when it may write into the invoking (non-root)
- * user's mounted files, which must then stay theirs. Never root either way.
+ * Who the server runs as: nobody, except on Linux when it may write into mounted files, which must
+ * then stay their owner's: the invoking user's uid, or, when mcpbox runs as root, the owner of the
+ * first writable path (a server as root still never runs as uid 0: a root-owned path stays read-only
+ * to it, and `note` says so).
  */
-export function sandboxUser(input: { platform: NodeJS.Platform; uid: number | undefined; gid: number | undefined; binds: readonly Bind[] }): string {
+export function sandboxUser(input: {
+  platform: NodeJS.Platform;
+  uid: number | undefined;
+  gid: number | undefined;
+  binds: readonly Bind[];
+  owner?: ((path: string) => { uid: number; gid: number } | undefined) | undefined;
+}): { user: string; note?: string; notePath?: string } {
   const { platform, uid, gid, binds } = input;
-  const writes = binds.some((b) => !b.readonly);
-  if (platform === 'linux' && writes && uid !== undefined && gid !== undefined && uid !== 0) return `${uid}:${gid}`;
-  return NOBODY;
+  const writable = binds.filter((b) => !b.readonly);
+  if (platform !== 'linux' || writable.length === 0 || uid === undefined || gid === undefined) return { user: NOBODY };
+  if (uid !== 0) return { user: `${uid}:${gid}` };
+  const first = writable[0]!;
+  const owner = input.owner?.(first.source);
+  if (owner && owner.uid !== 0) return { user: `${owner.uid}:${owner.gid}` };
+  return {
+    user: NOBODY,
+    notePath: first.target,
+    note: `${first.source} belongs to root and the sandbox never runs as root: the server can read it but not write it (hint: chown it to a user, or run mcpbox as that user)`,
+  };
 }
 
 export const NOBODY = '65534:65534';

@@ -5,12 +5,14 @@ import { formatProblems, sizeInBytes, validateSettings } from '../config/setting
 import { parseEgress } from '../egress/policy.js';
 import { UsageError } from '../errors.js';
 import { type HostContext, existingFile, hostOwner, isPipe, realHostFs } from '../host.js';
+import { stateDir } from '../paths.js';
 import { type RunnerInvocation, RUNNERS } from '../runners/table.js';
 import { VERSION } from '../version.js';
 import { caSetup, type ForwardedVar, proxyVars, resolveForwardedEnv } from './env.js';
 import { chooseImage, type ImageChoice } from './images.js';
+import { knownArgs, knownVariant } from './known-servers.js';
 import { NOBODY, planMounts, sandboxUser } from './mounts.js';
-import { containerLabels, containerName, type ContainerInput, type ContainerSpec, containerSpec, DEFAULT_CACHE_LIMIT, resolvePolicy } from './spec.js';
+import { containerLabels, containerName, type ContainerInput, type ContainerSpec, containerSpec, dataVolumeName, DEFAULT_CACHE_LIMIT, resolvePolicy, shortHash } from './spec.js';
 
 /**
  * Planning a server's container: everything that needs no engine (image, policy, environment,
@@ -26,6 +28,8 @@ export interface RunFlags {
   grace?: string;
   /** none, open, learn, or HOST,HOST… */
   egress?: string;
+  /** browser: the default image with Debian's chromium. */
+  imageVariant?: string;
   mount: string[];
   autoMount: boolean;
   lock: boolean;
@@ -52,7 +56,9 @@ export interface RunPlan {
 /** Everything about the container that needs no engine: image, policy, environment, mounts, user. */
 export function planRun(invocation: RunnerInvocation, settings: Settings, flags: RunFlags, ctx: HostContext): RunPlan {
   const runner = RUNNERS[invocation.runner];
-  const choice = chooseImage(invocation.runner, flags.image, ctx.env, settings);
+  const names = invocation.packages.map((p) => p.name);
+  // --image-variant and settings (withFlags puts the flag there), else what a known server needs.
+  const choice = chooseImage(invocation.runner, flags.image, ctx.env, settings, settings.imageVariant ?? knownVariant(names));
 
   const forwarded = resolveForwardedEnv([...(settings.env ?? []), ...flags.env], ctx.env);
   for (const name of forwarded.unset) ctx.log.note(`-e ${name}: not set in mcpbox's environment, so not passed`);
@@ -66,7 +72,7 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
   const tty = flags.client === undefined && Boolean(ctx.stdin.isTTY && ctx.stdout.isTTY);
   const client = flags.client ?? (!tty && isPipe(ctx.stdin));
   const host = planMounts({
-    args: invocation.args,
+    args: [...invocation.args, ...knownArgs(names, invocation.args)],
     mountCwd: !client,
     cwd: ctx.cwd,
     home: ctx.home,
@@ -76,7 +82,10 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
     fs,
   });
   for (const note of host.notes) ctx.log.note(note);
-  const user = sandboxUser({ platform: ctx.platform, uid: ctx.uid, gid: ctx.gid, binds: host.binds });
+  for (const warning of host.warnings) ctx.log.warn(warning);
+  const { user, note: userNote, notePath } = sandboxUser({ platform: ctx.platform, uid: ctx.uid, gid: ctx.gid, binds: host.binds, owner: fs.owner });
+  // Said for paths the server was given; a root-owned working directory (root at a terminal) is the usual case there.
+  if (userNote && notePath !== ctx.cwd) ctx.log.note(userNote);
 
   const input: ContainerInput = {
     invocation,
@@ -89,11 +98,20 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
     tty,
     user,
     owner: hostOwner(ctx),
+    data: dataVolumeName(invocation, dataOwner(ctx)),
     cacheLimitKb: Math.floor(sizeInBytes(settings.cacheLimit ?? DEFAULT_CACHE_LIMIT) / 1024),
     host,
-    ...(user !== NOBODY && ctx.username && { identity: { USER: ctx.username, LOGNAME: ctx.username } }),
+    ...(user !== NOBODY && ctx.uid !== 0 && ctx.username && { identity: { USER: ctx.username, LOGNAME: ctx.username } }),
   };
   return { spec: containerSpec(input), input, choice, client, proxies };
+}
+
+/**
+ * Whose data a server's data volume holds: this user's mcpbox, by its state dir (where the record
+ * of each data volume's uid is), so two state dirs on one engine (a test's, say) never share data.
+ */
+export function dataOwner(ctx: Pick<HostContext, 'uid' | 'username' | 'env' | 'home'>): string {
+  return `${hostOwner(ctx)}-${shortHash(stateDir(ctx.env, ctx.home))}`;
 }
 
 /** The same plan with some of its container's inputs replaced (a fresh name and labels per serve session). */
@@ -110,6 +128,7 @@ export function withFlags(settings: Settings, flags: RunFlags): Settings {
   if (flags.pids !== undefined) raw.pids = Number(flags.pids);
   if (flags.network !== undefined) raw.network = flags.network;
   if (flags.grace !== undefined) raw.grace = Number(flags.grace);
+  if (flags.imageVariant !== undefined) raw.imageVariant = flags.imageVariant;
   if (flags.egress !== undefined) {
     const egress = parseEgress(flags.egress);
     if (egress === undefined) throw new UsageError(`--egress ${flags.egress}: not none, open, learn or a list of hosts`, 'e.g. --egress none, --egress api.github.com,*.githubusercontent.com');

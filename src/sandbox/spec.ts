@@ -7,6 +7,8 @@ import type { CaSetup, ForwardedVar } from './env.js';
 import { type MountPlan, NOBODY } from './mounts.js';
 import type { RunnerInvocation } from '../runners/table.js';
 import { CACHE_DIR, RUNNERS } from '../runners/table.js';
+import { HOME_DIR } from '../runners/types.js';
+import { knownServerEnv } from './known-servers.js';
 
 /**
  * The sandbox as data: what every container mcpbox starts looks like. Pure; src/engine/argv.ts turns
@@ -30,7 +32,7 @@ export const DEFAULT_POLICY: SandboxPolicy = {
   homeSize: '256m',
 };
 
-export const HOME_DIR = '/home/mcpbox';
+export { HOME_DIR };
 
 /** Where a server's locked install volume is mounted: written only by its install containers. */
 export const INSTALL_DIR = '/mcpbox/install';
@@ -100,6 +102,11 @@ export interface ContainerInput {
    * socket volume read-only, a forwarder on 127.0.0.1:3128 and this run's signed policy.
    */
   readonly egress?: { readonly volume: string; readonly token: string } | undefined;
+  /**
+   * The server's persistent data volume, mounted as its HOME (XDG dirs included), so what it keeps
+   * there survives restarts as it would on the host; absent: HOME is a throwaway tmpfs.
+   */
+  readonly data?: string | undefined;
   /** Host paths mounted at their own paths, the args as the server gets them, the working directory. */
   readonly host: Pick<MountPlan, 'binds' | 'args' | 'workdir'>;
   /** Fixed variables that describe the invoking user (USER, LOGNAME) when the server runs as them. */
@@ -175,7 +182,9 @@ function sandboxMounts(input: ContainerInput, volume: string | undefined): Mount
   return [
     // npx and uv run binaries they unpack under /tmp, so it must allow exec.
     { type: 'tmpfs', target: '/tmp', options: `rw,exec,nosuid,nodev,size=${policy.tmpSize},mode=1777` },
-    { type: 'tmpfs', target: HOME_DIR, options: `rw,exec,nosuid,nodev,size=${policy.homeSize},mode=1777` },
+    input.data
+      ? { type: 'volume', source: input.data, target: HOME_DIR, readonly: false }
+      : { type: 'tmpfs', target: HOME_DIR, options: `rw,exec,nosuid,nodev,size=${policy.homeSize},mode=1777` },
     volume
       ? { type: 'volume', source: volume, target: CACHE_DIR, readonly: false }
       : { type: 'tmpfs', target: CACHE_DIR, options: `rw,nosuid,nodev,size=${policy.tmpSize},mode=1777` },
@@ -196,6 +205,8 @@ function sandboxEnv(input: ContainerInput): { env: ContainerEnvVar[]; encoded: F
     ...runner.cacheEnv,
     ...runner.quietEnv,
     ...input.ca.env,
+    // What well-known servers need to keep their data in HOME (servers only: they have a data volume).
+    ...(input.data && knownServerEnv(input.invocation.packages.map((p) => p.name))),
     ...(input.cacheLimitKb && { MCPBOX_CACHE_LIMIT_KB: String(input.cacheLimitKb) }),
     ...(input.egress && proxyEnvironment()),
   };
@@ -229,10 +240,25 @@ export function cacheVolumeName(invocation: RunnerInvocation, user: string, owne
   return `${volumeStem(invocation.runner, names)}-${shortHash(`${names.join(' ')}\0${owner}`)}${uidSuffix(user)}`;
 }
 
-/** A locked server's install volume: per lock key, image, invoking user and uid inside. */
-export function installVolumeName(invocation: RunnerInvocation, lockKey: string, image: string, user: string, owner: string): string {
+/**
+ * A locked server's install volume: per lock key, image and invoking user (made as nobody, read by
+ * any uid). `readable-by-all`: trees from before installs were user-independent may be private to
+ * the uid that made them, so those volumes are never reused.
+ */
+export function installVolumeName(invocation: RunnerInvocation, lockKey: string, image: string, owner: string): string {
   const names = [...new Set(invocation.packages.map((p) => p.name))].sort();
-  return `${volumeStem(invocation.runner, names)}-${shortHash(`${lockKey}\0${image}\0${owner}`)}-install${uidSuffix(user)}`;
+  return `${volumeStem(invocation.runner, names)}-${shortHash(`${lockKey}\0${image}\0${owner}\0readable-by-all`)}-install`;
+}
+
+/**
+ * A server's data volume: per set of packages and invoking user, never per version, image or uid
+ * inside (what a server keeps must survive refreshes, new images and a change of the uid it runs as;
+ * src/lifecycle/data.ts hands the files over when that changes). Never shared between packages.
+ */
+export function dataVolumeName(invocation: RunnerInvocation, owner: string): string | undefined {
+  if (invocation.packages.length === 0 || invocation.info) return undefined;
+  const names = [...new Set(invocation.packages.map((p) => p.name))].sort();
+  return `${volumeStem(invocation.runner, names)}-${shortHash(`data\0${names.join(' ')}\0${owner}`)}-data`;
 }
 
 const volumeStem = (runner: string, names: readonly string[]) => `mcpbox-${runner}-${slugify(names.join('+')).slice(0, 48)}`;

@@ -5,13 +5,14 @@ import type { DockerEngine } from '../engine/docker.js';
 import type { HostContext } from '../host.js';
 import { installRequest } from '../install/lock.js';
 import type { EgressAccess } from '../egress/access.js';
+import { claimDataVolume, ensureDataVolume } from '../lifecycle/data.js';
 import { serverEgress } from '../lifecycle/egress.js';
 import type { Logger } from '../log.js';
 import { prepare } from '../install/prepare.js';
 import { launchSpec } from '../install/specs.js';
 import { parseRunnerArgs } from '../runners/table.js';
 import { engineLaunch } from '../sandbox/argv.js';
-import { DEFAULT_FLAGS, planRun, respec } from '../sandbox/plan.js';
+import { DEFAULT_FLAGS, dataOwner, planRun, respec } from '../sandbox/plan.js';
 import { tokenDigest } from './auth.js';
 import { ContainerChannel } from './channel.js';
 import type { ServedServer } from './config.js';
@@ -64,12 +65,14 @@ export async function prepareServed(servers: readonly ServedServer[], at: ServeP
       egress: at.egress,
       installEgress: settings.installEgress,
     });
+    await ensureDataVolume(engine, plan, at.stateDir, dataOwner(ctx));
     // A container per session: a fresh name and labels on the prepared plan, its own egress grant.
     const container = (session: string) => {
       const named = respec(plan, {
         name: `mcpbox-serve-${server.name.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`,
         labels: { ...plan.input.labels, [LABEL.startedAt]: new Date().toISOString(), [LABEL.served]: server.name, [LABEL.session]: session },
       });
+      claimDataVolume(named, at.stateDir);
       const locks = { lockPath: at.lockPath, stateDir: at.stateDir };
       const egress = serverEgress({ plan: named, settings, access: at.egress, locked: request && { request, lockPath: at.lockPath }, ...locks, log: serveLogger(log, server.name, session) });
       if (egress.proxied) void at.egress.ensure().catch((error: Error) => log('egress-error', { server: server.name, message: error.message }, `the egress proxy could not start: ${error.message}`));

@@ -51,6 +51,7 @@ export default async function setup(project: TestProject) {
 }
 
 async function mcpboxVolumes(): Promise<string[]> {
-  const listed = await execa('docker', ['volume', 'ls', '--quiet', '--filter', 'label=dev.mcpbox.managed=true'], { reject: false });
+  // By name too: the engine makes a volume of its own (unlabelled) when a start names one that was removed.
+  const listed = await execa('docker', ['volume', 'ls', '--quiet', '--filter', 'name=mcpbox-'], { reject: false });
   return listed.exitCode === 0 ? listed.stdout.split('\n').filter(Boolean) : [];
 }

@@ -249,7 +249,7 @@ describe.skipIf(!engine)('what a server can write is bounded', () => {
     const env = testEnv({ MCPBOX_CONFIG: config });
     const args = ['run', 'npx', '-p', 'cowsay@1.6.0', '-c', 'cowsay moo'];
     const dry = await mcpbox(['run', '--dry-run', ...args.slice(1)], { env });
-    const volume = /source=(mcpbox-npx-cowsay-[^,\s]+)/.exec(dry.stdout)![1]!;
+    const volume = /source=(mcpbox-npx-cowsay-[^,\s]+),target=\/mcpbox\/cache/.exec(dry.stdout)![1]!;
     volumes.push(volume);
     const fill = await docker(['run', '--rm', '--user', '0', '--mount', `type=volume,source=${volume},target=/c`, '--entrypoint', 'sh', 'mcpbox-bootstrap/node:22-bookworm', '-c', 'head -c 80000000 /dev/zero > /c/filler']);
     if (fill.exitCode !== 0) {

@@ -9,6 +9,9 @@ import { run, type RunFlags } from '../../src/commands/run.js';
 import { update } from '../../src/commands/update.js';
 import type { LockFile } from '../../src/install/lock.js';
 import { createLogger } from '../../src/log.js';
+import { parseRunnerArgs } from '../../src/runners/table.js';
+import { dataVolumeName } from '../../src/sandbox/spec.js';
+import { dataOwner } from '../../src/sandbox/plan.js';
 import { fakeEngine } from './fake-engine.js';
 
 /**
@@ -57,10 +60,36 @@ const launched = () => fake.state.runs.map((argv) => (argv.includes('mcpbox-laun
 describe('mcpbox run decides', () => {
   it('first run: image and volumes prepared, resolved and installed (through the egress proxy), locked, then the installed server starts', async () => {
     expect(await run('npx', ['-y', 'pkg'], FLAGS, context())).toBe(0);
-    expect(fake.state.calls.filter((c) => !c.startsWith('inspect'))).toEqual([expect.stringMatching(/^start mcpbox-egress-1000-[0-9a-f]{12}$/), 'install pkg', 'run']);
+    expect(fake.state.calls.filter((c) => !c.startsWith('inspect'))).toEqual([
+      expect.stringMatching(/^start mcpbox-egress-1000-[0-9a-f]{12}$/),
+      'install pkg',
+      // The fake has every volume already: one no record knows is handed to the server's uid.
+      expect.stringMatching(/^hand over mcpbox-npx-pkg-[0-9a-f]{8}-data to 65534:65534$/),
+      'run',
+    ]);
     expect(launched()).toEqual(['launch']);
     expect(lockOf().servers['npx pkg']).toMatchObject({ name: 'pkg', version: '1.0.0', executable: 'server', pinned: false });
     expect(stderr).toMatch(/resolving and installing pkg \(first run only\)/);
+  });
+
+  it("a server's data volume: created before its first session, its HOME; warm starts ask nothing; another uid gets it handed over", async () => {
+    const data = dataVolumeName(parseRunnerArgs('npx', ['-y', 'pkg']), dataOwner(context()))!;
+    fake.state.missing.add(data);
+    expect(await run('npx', ['-y', 'pkg'], FLAGS, context())).toBe(0);
+    expect(fake.state.calls).toContain(`volume ${data}`);
+    expect(fake.state.runs[0]!.join(' ')).toContain(`--mount type=volume,source=${data},target=/home/mcpbox`);
+    fake.state.calls.length = 0;
+    expect(await run('npx', ['-y', 'pkg'], FLAGS, context())).toBe(0);
+    expect(fake.state.calls[0]).toBe('run');
+    expect(fake.state.calls.some((c) => c.startsWith('hand over') || c.startsWith('volume'))).toBe(false);
+    // Now with a writable path of the user's: the server runs as 1000, and its files become 1000's.
+    fake.state.calls.length = 0;
+    const asUser = { ...context(), fs: { realpath: (p: string) => (p === '/srv/notes' ? p : undefined), kind: () => 'dir' as const } };
+    expect(await run('npx', ['-y', 'pkg', '/srv/notes'], FLAGS, asUser)).toBe(0);
+    expect(fake.state.calls).toContain(`hand over ${data} to 1000:1000`);
+    fake.state.calls.length = 0;
+    expect(await run('npx', ['-y', 'pkg', '/srv/notes'], FLAGS, asUser)).toBe(0);
+    expect(fake.state.calls.some((c) => c.startsWith('hand over'))).toBe(false);
   });
 
   it('warm start: the installed server starts first; nothing is installed; image and volume are checked meanwhile', async () => {
@@ -147,6 +176,18 @@ describe('mcpbox pull and update', () => {
       '',
     ]);
     expect(fake.state.runs).toEqual([]);
+  });
+
+  it('pull warms what the real launch uses: a server that runs as you (it writes your files) starts warm, no second install', async () => {
+    const data = dataVolumeName(parseRunnerArgs('npx', ['-y', 'a']), dataOwner(context()))!;
+    fake.state.missing.add(data);
+    expect(await pull('npx', ['a'], context())).toBe(0);
+    fake.state.calls.length = 0;
+    const asUser = { ...context(), fs: { realpath: (p: string) => (p === '/srv/notes' ? p : undefined), kind: () => 'dir' as const } };
+    expect(await run('npx', ['-y', 'a', '/srv/notes'], FLAGS, asUser)).toBe(0);
+    expect(fake.state.calls[0]).toBe('run');
+    expect(fake.state.calls.some((c) => c.startsWith('install') || c.startsWith('hand over') || c.startsWith('volume'))).toBe(false);
+    expect(fake.state.runs[0]!.join(' ')).toContain('--user 1000:1000');
   });
 
   it('update resolves every locked server again and says what changed', async () => {

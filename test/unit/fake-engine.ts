@@ -64,6 +64,9 @@ export function fakeEngine(options: { bin?: string } = {}): { engine: DockerEngi
       state.calls.push(`pull ${image}`);
       state.missing.delete(image);
     },
+    handOverVolume: async (volume: string, _image: string, user: string) => {
+      state.calls.push(`hand over ${volume} to ${user}`);
+    },
     prepareVolume: async (volume: string) => {
       state.calls.push(`volume ${volume}`);
       state.missing.delete(volume);

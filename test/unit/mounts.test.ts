@@ -27,6 +27,7 @@ const fs = fakeFs(
     '/home/me/notes': 'dir',
     '/home/me/project/src': 'dir',
     '/home/me/project/data.db': 'file',
+    '/home/me/top.db': 'file',
     '/home/me/.ssh/id_ed25519': 'file',
     '/home/me/.aws/credentials': 'file',
     '/data/shared': 'dir',
@@ -67,10 +68,34 @@ describe('paths named in arguments', () => {
     expect(plan(['https://example.org/x', 'git+ssh://host/repo'], { cwd: '/' }).binds).toEqual([]);
   });
 
-  it('a path that does not exist passes through unmounted, with a note', () => {
-    const result = plan(['/home/me/missing'], { cwd: '/' });
-    expect([result.binds, result.args]).toEqual([[], ['/home/me/missing']]);
-    expect(result.notes).toContain('/home/me/missing does not exist on this host: passed through, not mounted');
+  it('a file the server will create: its nearest existing directory is mounted, so the file lands on the host', () => {
+    expect(plan(['--db-path', '/home/me/notes/new.db'], { cwd: '/' }).binds).toEqual([{ source: '/home/me/notes', target: '/home/me/notes', readonly: false }]);
+    expect(plan(['--out=/home/me/notes/a/b/report.md'], { cwd: '/' }).binds.map((b) => b.source)).toEqual(['/home/me/notes']);
+    const relative = plan(['--output', './report.md'], { cwd: '/home/me/project', mountCwd: false });
+    // The working directory is mounted now (as the parent), so the server works there and ./ resolves in place.
+    expect([relative.binds.map((b) => b.source), relative.args, relative.workdir]).toEqual([['/home/me/project'], ['--output', './report.md'], '/home/me/project']);
+  });
+
+  it('a file to be created where nothing may be mounted (right in home): a warning with the fix, nothing mounted', () => {
+    const result = plan(['/home/me/missing.db'], { cwd: '/' });
+    expect([result.binds, result.args]).toEqual([[], ['/home/me/missing.db']]);
+    expect(result.warnings[0]).toMatch(/missing\.db does not exist yet, and \/home\/me, where it would be created, is not mounted \(it is your whole home directory\).*lost.*mkdir \/home\/me\/mcp-data/);
+  });
+
+  it('a path under nothing that exists (a URL path, say) passes through with a note', () => {
+    const result = plan(['/api/v1/items'], { cwd: '/' });
+    expect([result.binds, result.warnings]).toEqual([[], []]);
+    expect(result.notes).toContain('/api/v1/items does not exist on this host: passed through, not mounted');
+  });
+
+  it('an existing file is mounted by its directory (a database writes its journal beside it)', () => {
+    expect(plan(['--db-path', '/home/me/project/data.db'], { cwd: '/' }).binds).toEqual([{ source: '/home/me/project', target: '/home/me/project', readonly: false }]);
+  });
+
+  it("a file whose directory may not be mounted (home) is mounted alone, with a note", () => {
+    const result = plan(['/home/me/top.db'], { cwd: '/' });
+    expect(result.binds).toEqual([{ source: '/home/me/top.db', target: '/home/me/top.db', readonly: false }]);
+    expect(result.notes.join('\n')).toMatch(/mounting only the file \/home\/me\/top\.db, not its directory \(it is your whole home directory\)/);
   });
 
   it('~ is expanded as a shell would: the sandbox has its own HOME', () => {
@@ -197,10 +222,20 @@ describe('who the server runs as', () => {
     ['linux user with a writable mount', 'linux', 1000, rw, '1000:1000'],
     ['linux user, read-only mounts only', 'linux', 1000, ro, '65534:65534'],
     ['linux user, nothing mounted', 'linux', 1000, [], '65534:65534'],
-    ['root: never root inside', 'linux', 0, rw, '65534:65534'],
+    ['root, owner unknown: never root inside', 'linux', 0, rw, '65534:65534'],
     ['macOS (Docker Desktop maps ownership itself)', 'darwin', 501, rw, '65534:65534'],
   ] as const)('%s', (_label, platform, uid, binds, user) => {
-    expect(sandboxUser({ platform, uid, gid: uid, binds })).toBe(user);
+    expect(sandboxUser({ platform, uid, gid: uid, binds }).user).toBe(user);
+  });
+
+  it('root: runs as the owner of the path it writes, so the files stay theirs', () => {
+    expect(sandboxUser({ platform: 'linux', uid: 0, gid: 0, binds: rw, owner: () => ({ uid: 1001, gid: 1002 }) })).toEqual({ user: '1001:1002' });
+  });
+
+  it('root, a root-owned path: nobody, and a note that says the path stays read-only to it', () => {
+    const result = sandboxUser({ platform: 'linux', uid: 0, gid: 0, binds: rw, owner: () => ({ uid: 0, gid: 0 }) });
+    expect(result.user).toBe('65534:65534');
+    expect(result.note).toMatch(/\/a belongs to root and the sandbox never runs as root.*hint: chown/);
   });
 });
 

@@ -257,15 +257,15 @@ describe('names and volumes', () => {
   it('another invoking user of the same engine gets other volumes', () => {
     const invocation = parseRunnerArgs('npx', ['-y', 'x']);
     expect(cacheVolumeName(invocation, NOBODY, '1000')).not.toBe(cacheVolumeName(invocation, NOBODY, '1001'));
-    expect(installVolumeName(invocation, 'npx x', 'img', NOBODY, '1000')).not.toBe(installVolumeName(invocation, 'npx x', 'img', NOBODY, '1001'));
+    expect(installVolumeName(invocation, 'npx x', 'img', '1000')).not.toBe(installVolumeName(invocation, 'npx x', 'img', '1001'));
   });
 
   it('an install volume per lock key and image, apart from the cache', () => {
     const invocation = parseRunnerArgs('npx', ['-y', 'x']);
-    const install = installVolumeName(invocation, 'npx x', 'mcpbox/npx:1', NOBODY, '1000');
+    const install = installVolumeName(invocation, 'npx x', 'mcpbox/npx:1', '1000');
     expect(install).toMatch(/^mcpbox-npx-x-[0-9a-f]{8}-install$/);
-    expect(install).not.toBe(installVolumeName(invocation, 'npx x', 'mcpbox/npx:2', NOBODY, '1000'));
-    expect(install).not.toBe(installVolumeName(invocation, 'npx x@1', 'mcpbox/npx:1', NOBODY, '1000'));
+    expect(install).not.toBe(installVolumeName(invocation, 'npx x', 'mcpbox/npx:2', '1000'));
+    expect(install).not.toBe(installVolumeName(invocation, 'npx x@1', 'mcpbox/npx:1', '1000'));
     expect(install).not.toBe(cacheVolumeName(invocation, NOBODY, '1000'));
   });
 
