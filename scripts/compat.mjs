@@ -29,6 +29,19 @@ const ONLY = option('--only');
 const MCPBOX_ONLY = argv.includes('--mcpbox-only');
 const JSON_OUT = option('--json');
 
+// Every run gets a fresh state dir, so its data and egress volumes are its own: removed at the end,
+// with the egress proxies it started (what existed before is left alone).
+const docker = (...a) => execFileSync('docker', a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n').filter(Boolean);
+const volumesBefore = new Set(docker('volume', 'ls', '--quiet', '--filter', 'name=mcpbox-'));
+const proxiesBefore = new Set(docker('ps', '--all', '--quiet', '--filter', 'label=dev.mcpbox.role=egress'));
+function cleanUp() {
+  const proxies = docker('ps', '--all', '--quiet', '--filter', 'label=dev.mcpbox.role=egress').filter((id) => !proxiesBefore.has(id));
+  if (proxies.length > 0) docker('rm', '--force', ...proxies);
+  // Caches and installs are kept (a run after this one starts warm); data and egress volumes were this run's.
+  const made = docker('volume', 'ls', '--quiet', '--filter', 'name=mcpbox-').filter((v) => !volumesBefore.has(v) && (/-data$/.test(v) || /^mcpbox-egress-/.test(v)));
+  if (made.length > 0) docker('volume', 'rm', '--force', ...made);
+}
+
 const work = mkdtempSync(join(tmpdir(), 'mcpbox-compat-'));
 const repo = join(work, 'repo');
 mkdirSync(repo);
@@ -151,5 +164,6 @@ for (const r of results) {
 }
 if (JSON_OUT) writeFileSync(JSON_OUT, `${JSON.stringify(results, null, 2)}\n`);
 rmSync(work, { recursive: true, force: true });
+cleanUp();
 const regressions = results.filter((r) => !r.mcpbox.ok && (r.host === undefined || r.host.ok));
 process.exit(regressions.length > 0 ? 1 : 0);
