@@ -33,6 +33,15 @@ export function writeFileAtomic(path: string, text: string, options: AtomicWrite
   renameSync(temp, path);
 }
 
+/** One of mcpbox's JSON state files (installs.json, egress.json, data.json), or `empty` when it is missing or unreadable. */
+export function readJsonFile<T>(path: string, empty: T): T {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch {
+    return empty;
+  }
+}
+
 /**
  * A file that holds secrets must be its owner's alone (POSIX): refused otherwise (exit 78), with the
  * chmod that fixes it. `message` gets the mode as `0644`.

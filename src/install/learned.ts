@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../files.js';
+import { readJsonFile, writeFileAtomic } from '../files.js';
 import { type InstallRequest, lockKey } from './lock.js';
 import { readLock, writeLockEntry } from './lock-files.js';
 
@@ -22,11 +21,7 @@ interface EgressFile {
 export const egressFileKey = (packages: readonly string[]) => [...new Set(packages)].sort().join(' ');
 
 function readEgressFile(stateDir: string): EgressFile {
-  try {
-    return JSON.parse(readFileSync(join(stateDir, 'egress.json'), 'utf8')) as EgressFile;
-  } catch {
-    return {};
-  }
+  return readJsonFile<EgressFile>(join(stateDir, 'egress.json'), {});
 }
 
 function writeEgressFile(stateDir: string, file: EgressFile): void {

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ConfigError } from '../errors.js';
-import { writeFileAtomic } from '../files.js';
+import { readJsonFile, writeFileAtomic } from '../files.js';
 import { EMPTY_LOCK, type InstallRecord, type LockEntry, type LockFile } from './lock.js';
 
 /**
@@ -47,11 +47,7 @@ export function writeLockEntry(path: string, key: string, entry: LockEntry): voi
 const INSTALLS = 'installs.json';
 
 export function readInstalls(stateDir: string): Record<string, InstallRecord> {
-  try {
-    return JSON.parse(readFileSync(join(stateDir, INSTALLS), 'utf8')) as Record<string, InstallRecord>;
-  } catch {
-    return {};
-  }
+  return readJsonFile<Record<string, InstallRecord>>(join(stateDir, INSTALLS), {});
 }
 
 export function writeInstall(stateDir: string, key: string, record: InstallRecord): void {

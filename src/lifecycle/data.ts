@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LABEL } from '../engine/containers.js';
 import type { DockerEngine } from '../engine/docker.js';
-import { writeFileAtomic } from '../files.js';
+import { readJsonFile, writeFileAtomic } from '../files.js';
 import type { RunPlan } from '../sandbox/plan.js';
 
 /**
@@ -14,11 +13,7 @@ import type { RunPlan } from '../sandbox/plan.js';
 const DATA_OWNERS = 'data.json';
 
 export function readDataOwners(stateDir: string): Record<string, string> {
-  try {
-    return JSON.parse(readFileSync(join(stateDir, DATA_OWNERS), 'utf8')) as Record<string, string>;
-  } catch {
-    return {};
-  }
+  return readJsonFile<Record<string, string>>(join(stateDir, DATA_OWNERS), {});
 }
 
 function recordDataOwner(stateDir: string, volume: string, user: string | undefined): void {
