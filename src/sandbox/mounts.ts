@@ -87,17 +87,22 @@ export function planMounts(input: MountPlanInput): MountPlan {
       );
     };
     const reason = refusalReason(real, home, fs);
-    if (fs.kind(real) === 'socket') refuse(reason ?? 'it is a socket');
-    if (fs.kind(real) === 'dir' || fs.kind(real) === undefined) {
+    const kind = fs.kind(real);
+    if (kind === 'socket') refuse(reason ?? 'it is a socket');
+    if (kind === 'dir' || kind === undefined) {
       if (reason) refuse(reason);
       add(real, literal, false);
       return;
     }
     const dir = posix.dirname(real);
-    if (covered(dir)) return;
-    const dirReason = refusalReason(dir, home, fs);
+    const dirReason = covered(dir) ? undefined : refusalReason(dir, home, fs);
     if (!dirReason) {
-      add(dir, posix.dirname(literal), false);
+      // The directory at its own path, and at the path as written when that is a link to it; a file
+      // that is itself a link (elsewhere) is also bound at its own name.
+      const literalDir = posix.dirname(literal);
+      const dirAsWritten = fs.realpath(literalDir) === dir;
+      if (!covered(dir)) add(dir, dirAsWritten ? literalDir : dir, false);
+      if (!dirAsWritten && !binds.some((b) => b.target === literal)) binds.push({ source: real, target: literal, readonly: false });
       return;
     }
     if (reason) refuse(reason);

@@ -92,6 +92,21 @@ describe('paths named in arguments', () => {
     expect(plan(['--db-path', '/home/me/project/data.db'], { cwd: '/' }).binds).toEqual([{ source: '/home/me/project', target: '/home/me/project', readonly: false }]);
   });
 
+  it('a file that is a link to a file elsewhere: its real directory at its own path, the file at the path as written', () => {
+    const linked = fakeFs({ '/data/x.db': 'file', '/srv/links/keep': 'file' }, { '/srv/links/x.db': '/data/x.db' });
+    expect(plan(['/srv/links/x.db'], { cwd: '/', fs: linked }).binds).toEqual([
+      { source: '/data', target: '/data', readonly: false },
+      { source: '/data/x.db', target: '/srv/links/x.db', readonly: false },
+    ]);
+  });
+
+  it('a file in a linked directory: the real directory at both paths', () => {
+    expect(plan(['/home/me/link/file.db'], { cwd: '/', fs: fakeFs({ '/real/dir/file.db': 'file' }, { '/home/me/link': '/real/dir' }) }).binds).toEqual([
+      { source: '/real/dir', target: '/real/dir', readonly: false },
+      { source: '/real/dir', target: '/home/me/link', readonly: false },
+    ]);
+  });
+
   it("a file whose directory may not be mounted (home) is mounted alone, with a note", () => {
     const result = plan(['/home/me/top.db'], { cwd: '/' });
     expect(result.binds).toEqual([{ source: '/home/me/top.db', target: '/home/me/top.db', readonly: false }]);
