@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline/promises';
 import { settingsFor } from '../config/files.js';
 import { LABEL } from '../engine/containers.js';
+import type { DockerEngine } from '../engine/docker.js';
 import { McpboxError, UsageError } from '../errors.js';
 import { forgetDataVolume } from '../lifecycle/data.js';
 import { stateDir } from '../paths.js';
@@ -28,12 +29,13 @@ interface DataVolume {
 }
 
 export async function data(first: string | undefined, second: string | undefined, flags: DataFlags, ctx: CommandContext): Promise<number> {
-  if (first === 'rm') {
-    if (second === undefined) throw new UsageError('mcpbox data rm: which package?', 'mcpbox data rm <package> [--yes] (mcpbox data lists them)');
-    return remove(second, flags, ctx);
-  }
-  if (second !== undefined) throw new UsageError(`mcpbox data: unexpected "${second}"`, 'mcpbox data [package], or mcpbox data rm <package>');
-  const volumes = await dataVolumes(first, ctx);
+  if (first === 'rm' && second === undefined) throw new UsageError('mcpbox data rm: which package?', 'mcpbox data rm <package> [--yes] (mcpbox data lists them)');
+  if (first !== 'rm' && second !== undefined) throw new UsageError(`mcpbox data: unexpected "${second}"`, 'mcpbox data [package], or mcpbox data rm <package>');
+  const settings = await settingsFor(ctx);
+  const { engine } = await ctx.openEngine(settings.docker);
+  const image = chooseImage('npx', undefined, ctx.env, { ...settings, images: {} }).image;
+  if (first === 'rm') return remove(second!, flags, ctx, engine, image);
+  const volumes = await dataVolumes(first, ctx, engine, image);
   if (flags.json) {
     ctx.stdout.write(`${JSON.stringify(volumes, null, 2)}\n`);
     return 0;
@@ -48,8 +50,8 @@ export async function data(first: string | undefined, second: string | undefined
   return 0;
 }
 
-async function remove(pkg: string, flags: DataFlags, ctx: CommandContext): Promise<number> {
-  const volumes = await dataVolumes(pkg, ctx);
+async function remove(pkg: string, flags: DataFlags, ctx: CommandContext, engine: DockerEngine, image: string): Promise<number> {
+  const volumes = await dataVolumes(pkg, ctx, engine, image);
   if (volumes.length === 0) throw new UsageError(`no data kept for ${pkg}`, 'mcpbox data lists what is kept');
   const what = volumes.map((v) => `${v.volume} (${formatKb(v.sizeKb)})`).join(', ');
   if (!flags.yes) {
@@ -62,7 +64,6 @@ async function remove(pkg: string, flags: DataFlags, ctx: CommandContext): Promi
       return 1;
     }
   }
-  const { engine } = await ctx.openEngine((await settingsFor(ctx)).docker);
   for (const v of volumes) {
     const refused = await engine.removeVolume(v.volume);
     if (refused) throw new McpboxError('data-in-use', `could not delete ${v.volume}: ${refused}`, `stop the server first (mcpbox ps; mcpbox stop <name>)`, 1);
@@ -72,13 +73,10 @@ async function remove(pkg: string, flags: DataFlags, ctx: CommandContext): Promi
   return 0;
 }
 
-/** This user's data volumes, of one package (by name, or a name of a multi-package server) or all. */
-async function dataVolumes(pkg: string | undefined, ctx: CommandContext): Promise<DataVolume[]> {
-  const settings = await settingsFor(ctx);
-  const { engine } = await ctx.openEngine(settings.docker);
+/** This user's data volumes, of one package (by name, or a name of a multi-package server) or all; sized in `image`. */
+async function dataVolumes(pkg: string | undefined, ctx: CommandContext, engine: DockerEngine, image: string): Promise<DataVolume[]> {
   const listed = await engine.listVolumes({ [LABEL.managed]: 'true', [LABEL.role]: 'data', [LABEL.owner]: dataOwner(ctx) });
   const wanted = listed.filter((v) => !pkg || v.labels[LABEL.package] === pkg || (v.labels[LABEL.package] ?? '').split(' ').includes(pkg));
-  const image = chooseImage('npx', undefined, ctx.env, { ...settings, images: {} }).image;
   const haveImage = wanted.length > 0 && !(await engine.inspect([image])).missing.has(image);
   const result: DataVolume[] = [];
   for (const v of wanted) {
