@@ -222,6 +222,7 @@ for (const server of SERVERS.filter((s) => !ONLY || s.runner === ONLY)) {
     await warmup.initialize();
     await warmup.close();
     rows['host npx'] = await measure('host npx (on the host!)', () => new Peer('npx', server.args, { env: hostEnv, cwd: home }), { echo });
+    rmSync(home, { recursive: true, force: true });
   }
   results[`${server.runner} ${server.label}`] = rows;
 }

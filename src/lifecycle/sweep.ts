@@ -33,13 +33,14 @@ export async function removeStale(engine: Pick<DockerEngine, 'listManaged' | 're
  * once a minute per host (a stamp file), never keeping mcpbox alive, never failing the run.
  */
 export function sweepSoon(engine: Pick<DockerEngine, 'listManaged' | 'remove'>, probe: OwnerProbe, log: Logger, stateDir: string) {
+  // Checked now (one stat), so a run swept recently sets no timer at all.
+  const stamp = join(stateDir, 'last-sweep');
+  try {
+    if (Date.now() - statSync(stamp).mtimeMs < 60_000) return;
+  } catch {
+    // never swept
+  }
   const timer = setTimeout(() => {
-    const stamp = join(stateDir, 'last-sweep');
-    try {
-      if (Date.now() - statSync(stamp).mtimeMs < 60_000) return;
-    } catch {
-      // never swept
-    }
     try {
       mkdirSync(stateDir, { recursive: true });
       writeFileSync(stamp, `${new Date().toISOString()}\n`);

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -26,6 +26,13 @@ let stderr: string;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'mcpbox-commands-'));
   writeFileSync(join(dir, 'config.json'), '{}');
+  // A sweep stamp in the future: run's sweep (a timer, 1.5 s on) would otherwise write one after the
+  // test has removed its directory, and leave it behind.
+  mkdirSync(join(dir, 'state', 'mcpbox'), { recursive: true });
+  const stamp = join(dir, 'state', 'mcpbox', 'last-sweep');
+  writeFileSync(stamp, 'tests\n');
+  const future = new Date(Date.now() + 365 * 86_400_000);
+  utimesSync(stamp, future, future);
   fake = fakeEngine();
   stdout = '';
   stderr = '';
