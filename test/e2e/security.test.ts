@@ -79,6 +79,8 @@ describe('a hostile project directory', () => {
   it.each([
     [{ images: { npx: 'attacker/npx' } }, /"images" chooses an image/],
     [{ packages: { cowsay: { image: 'attacker/npx' } } }, /"packages\.cowsay\.image" chooses an image/],
+    [{ imageVariant: 'browser' }, /"imageVariant" chooses an image/],
+    [{ baseImages: { 'npx-browser': 'attacker/base' } }, /"baseImages" chooses an image/],
     [{ env: ['LD_PRELOAD=./evil.so'] }, /"env" sets LD_PRELOAD/],
     [{ env: ['NODE_OPTIONS=--require ./evil.js'] }, /"env" sets NODE_OPTIONS/],
     [{ network: 'host-like-net' }, /"network" joins the network "host-like-net"/],
