@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import { CLIENT_NAMES } from './clients/table.js';
 import type { RunFlags } from './commands/run.js';
+import type { GateFlags } from './sandbox/plan.js';
 import type { ServeFlags } from './commands/serve.js';
 import type { WrapFlags } from './commands/wrap.js';
 import type { CommandContext } from './commands/context.js';
@@ -15,6 +16,9 @@ import { VERSION } from './version.js';
  * prints errors and the one place the process exits.
  */
 const collect = (value: string, previous: string[]) => [...previous, value];
+
+const MIN_RELEASE_AGE_HELP = 'resolve unpinned packages to versions published at least this long ago: 3d (default), 12h, 0 to turn it off';
+const YES_HELP = 'install a package whose name is one or two letters from a popular or installed one (a typosquat check)';
 
 /**
  * One row per command: how commander reads it (arguments, options, help), and what runs it. The
@@ -51,6 +55,8 @@ const COMMANDS: readonly CommandEntry[] = [
         .addOption(new Option('--no-lock', 'resolve the package on every start through npx/uvx, as typed, instead of installing it once and locking it'))
         .option('--grace <seconds>', 'time a server gets to exit after its input ends or a signal (default 2)')
         .addOption(new Option('--no-stop-on-eof', 'keep the server running after its input ends (for commands fed from a pipe)'))
+        .option('--min-release-age <age>', MIN_RELEASE_AGE_HELP)
+        .option('--yes', YES_HELP)
         .option('--dry-run', 'print the engine command, shell-quoted, and run nothing')
         .passThroughOptions()
         .addHelpText(
@@ -92,8 +98,10 @@ const COMMANDS: readonly CommandEntry[] = [
       c
         .description("prepare an image and packages ahead of time, so a client's first start doesn't time out")
         .argument('<runner>', 'npx or uvx')
-        .argument('[packages...]', 'packages to resolve, install and lock (none: just the image)'),
-    run: async (ctx, [runner, packages]) => (await import('./commands/pull.js')).pull(runner as string, packages as string[], ctx),
+        .argument('[packages...]', 'packages to resolve, install and lock (none: just the image)')
+        .option('--min-release-age <age>', MIN_RELEASE_AGE_HELP)
+        .option('--yes', YES_HELP),
+    run: async (ctx, [runner, packages, flags]) => (await import('./commands/pull.js')).pull(runner as string, packages as string[], ctx, flags as GateFlags),
   },
   {
     name: 'doctor',
@@ -122,8 +130,9 @@ const COMMANDS: readonly CommandEntry[] = [
     define: (c) =>
       c
         .description('resolve locked servers again now (all, or the packages named), install what changed, rewrite the lock')
-        .argument('[packages...]', 'package names as locked, e.g. @modelcontextprotocol/server-everything'),
-    run: async (ctx, [packages]) => (await import('./commands/update.js')).update(packages as string[], ctx),
+        .argument('[packages...]', 'package names as locked, e.g. @modelcontextprotocol/server-everything')
+        .option('--min-release-age <age>', MIN_RELEASE_AGE_HELP),
+    run: async (ctx, [packages, flags]) => (await import('./commands/update.js')).update(packages as string[], ctx, flags as GateFlags),
   },
   {
     name: 'egress',

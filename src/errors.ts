@@ -13,6 +13,7 @@ export const ExitCode = {
   imageUnavailable: 73,
   installFailed: 75,
   integrityMismatch: 76,
+  supplyChain: 77,
   config: 78,
 } as const;
 
@@ -84,6 +85,13 @@ export class InstallError extends McpboxError {
 export class IntegrityError extends McpboxError {
   constructor(message: string, hint?: string) {
     super('integrity-mismatch', message, hint ?? 'if the change is expected, delete its entry from the lock file (or run mcpbox update) to resolve it again', ExitCode.integrityMismatch);
+  }
+}
+
+/** A supply-chain gate refused a package before anything of it was installed (src/install/gates.ts). */
+export class SupplyChainError extends McpboxError {
+  constructor(code: 'signature' | 'near-name' | 'private-scope', message: string, hint: string) {
+    super(`refused-${code}`, message, hint, ExitCode.supplyChain);
   }
 }
 

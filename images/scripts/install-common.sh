@@ -36,6 +36,8 @@ cleanup_old() { # cleanup_old PREFIX FINAL
 
 # stdout: the header mcpbox reads (src/lock.ts, parseInstallReport), then the lock file itself.
 report() { # report FINAL TREE LOCKFILE BINS
+  # What the supply-chain gates found (npm-gate.cjs, uv-gate.py), when they ran.
+  [ -z "${gate_json:-}" ] || echo "MCPBOX-GATE $gate_json"
   echo "MCPBOX-TREE $2"
   echo "MCPBOX-DIR $1"
   echo "MCPBOX-STAT $(stat_signature "$1")"

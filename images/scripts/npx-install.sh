@@ -22,8 +22,24 @@ if [ -n "${MCPBOX_LOCKFILE:-}" ]; then
   printf '%s' "$MCPBOX_LOCKFILE" > package-lock.json
 else
   printf '{"name":"mcpbox-install","private":true}\n' > package.json
-  npm install --package-lock-only --ignore-scripts --no-audit --no-fund --no-update-notifier --loglevel=warn "$@" 1>&2
+  # The release-age cooldown (MCPBOX_CUTOFF): the whole tree as the registry stood then (npm-gate.cjs).
+  before=""
+  if [ -n "${MCPBOX_CUTOFF:-}" ]; then
+    gate_times=$(node -e "$npm_gate_js" times "$MCPBOX_CUTOFF" "$@")
+    before="--before=$(printf '%s' "$gate_times" | sed 's/.*"before":"\([^"]*\)".*/\1/')"
+  fi
+  npm install --package-lock-only --ignore-scripts --no-audit --no-fund --no-update-notifier --loglevel=warn $before "$@" 1>&2
 fi
+# Registry signatures and provenance, before anything is fetched to install (exit 77: refused).
+if [ "${MCPBOX_PROVENANCE:-warn}" != off ]; then
+  gate_verify=$(node -e "$npm_gate_js" verify "${MCPBOX_PROVENANCE:-warn}" ${MCPBOX_GATE_NAMES:-}) || {
+    status=$?
+    cd .. && rm -rf "$stage"
+    [ $status -eq 3 ] && exit 77
+    exit 1
+  }
+fi
+gate_json="{\"times\":${gate_times:-null},\"verify\":${gate_verify:-null}}"
 tree=$(sha256sum package-lock.json | cut -d' ' -f1)
 if reusable "$tree" package-lock.json; then
   final=$MCPBOX_REUSE_DIR

@@ -27,7 +27,16 @@ if [ -n "${MCPBOX_LOCKFILE:-}" ]; then
   printf '%s' "$MCPBOX_LOCKFILE" > requirements.txt
 else
   printf '%s\n' "$@" > requirements.in
-  compile() { uv pip compile $py --quiet --generate-hashes --no-header --no-annotate --output-file requirements.txt requirements.in 2>compile.err; }
+  # The release-age cooldown (MCPBOX_CUTOFF): the whole tree as PyPI stood then (uv-gate.py).
+  exclude=""
+  if [ -n "${MCPBOX_CUTOFF:-}" ]; then
+    uv pip compile $py --quiet --no-deps --no-header --no-annotate requirements.in > newest.txt 2>/dev/null || : > newest.txt
+    gate_times=$(python3 -c "$uv_gate_py" "$MCPBOX_CUTOFF" newest.txt "$@")
+    exclude="--exclude-newer=$(printf '%s' "$gate_times" | sed 's/.*"before":"\([^"]*\)".*/\1/')"
+    rm -f newest.txt
+  fi
+  gate_json="{\"times\":${gate_times:-null},\"verify\":null}"
+  compile() { uv pip compile $py $exclude --quiet --generate-hashes --no-header --no-annotate --output-file requirements.txt requirements.in 2>compile.err; }
   if ! compile; then
     # Like uvx: a package that needs a newer Python than the image's gets one of uv's managed Pythons
     # (downloaded where the install may reach its host; else the egress refusal says which host).

@@ -8,7 +8,7 @@ import { McpboxError } from '../errors.js';
 import { chooseImage } from '../sandbox/images.js';
 import { findLock, readLock } from '../install/lock-files.js';
 import { stateDir } from '../paths.js';
-import { parseRunnerArgs, RUNNER_NAMES } from '../runners/table.js';
+import { parseRunnerArgs, RUNNER_NAMES, type Runner } from '../runners/table.js';
 import { LABEL } from '../engine/containers.js';
 import { containerSpec } from '../sandbox/spec.js';
 import { VERSION } from '../version.js';
@@ -77,6 +77,7 @@ async function engineChecks(settings: Settings, ctx: CommandContext): Promise<Ch
         : { id: `image-${runner}`, status: 'ok', detail: `${image} is present` },
     );
   }
+  for (const runner of RUNNER_NAMES) checks.push(await baseCheck(engine, runner, missing.has(images.find((i) => i.runner === runner)!.image), settings, ctx));
   const volumes = await engine.call(['volume', 'ls', '--filter', `label=${LABEL.managed}=true`, '--format', '{{.Name}}']);
   const names = volumes.stdout.split('\n').filter(Boolean);
   const lock = findLock(ctx.cwd, stateDir(ctx.env));
@@ -85,6 +86,26 @@ async function engineChecks(settings: Settings, ctx: CommandContext): Promise<Ch
   const present = images.find((i) => !missing.has(i.image));
   checks.push(present ? await smoke(engine, present.runner, settings, ctx) : { id: 'smoke', status: 'warn', detail: 'no image to try the sandbox in yet', fix: 'mcpbox pull npx' });
   return checks;
+}
+
+/**
+ * What a default image is built on, by digest: the shipped bases are pinned by digest (a tag can be
+ * moved to other content; a digest can't), the bootstrap's are local images known by their id.
+ */
+async function baseCheck(engine: DockerEngine, runner: Runner, imageMissing: boolean, settings: Settings, ctx: CommandContext): Promise<Check> {
+  const choice = chooseImage(runner, undefined, ctx.env, settings);
+  const base = choice.build?.base;
+  if (!base) return { id: `base-${runner}`, status: 'ok', detail: `${choice.image} is used as it is (no base to build on)` };
+  const pinned = /@sha256:[0-9a-f]{64}$/.test(base);
+  const found = await engine.call(['image', 'inspect', '--format', '{{.Id}} {{range .RepoDigests}}{{.}},{{end}}', base]);
+  if (found.exitCode === 0) {
+    const [id, digests] = found.stdout.trim().split(' ');
+    const digest = pinned ? base.slice(base.indexOf('@') + 1) : digests ? digests.split(',')[0]!.split('@')[1] : undefined;
+    return { id: `base-${runner}`, status: 'ok', detail: `${choice.image} builds on ${base}: ${digest ? `digest ${digest}` : 'a local image'}, id ${id}${pinned ? '' : ' (not pinned by digest: a local or configured base)'}` };
+  }
+  return imageMissing
+    ? { id: `base-${runner}`, status: 'warn', detail: `${choice.image} builds on ${base}, which is not here${pinned ? ' (it is pulled by that digest)' : ''}`, fix: 'on a host without a registry: scripts/bootstrap-base-images.sh' }
+    : { id: `base-${runner}`, status: 'ok', detail: `${choice.image} is built; its base ${base} is no longer here (needed only to build again)` };
 }
 
 /** This host: CA bundles, proxies, and how the end of a client's input is seen. */

@@ -1,14 +1,15 @@
 import { UsageError } from '../errors.js';
 import { installRequest } from '../install/lock.js';
+import { refuseBeforeInstall } from '../install/before-install.js';
 import { findLock } from '../install/lock-files.js';
 import { createLogger } from '../log.js';
 import { stateDir } from '../paths.js';
 import { isRunner, parseRunnerArgs, RUNNER_NAMES, RUNNERS } from '../runners/table.js';
-import { applyPackagePolicies } from '../config/settings.js';
+import { applyPackagePolicies, supplyGates } from '../config/settings.js';
 import { settingsFor } from '../config/files.js';
 import type { CommandContext } from './context.js';
 import { egressAccessFor, prepare } from '../install/prepare.js';
-import { DEFAULT_FLAGS, dataOwner, planRun } from '../sandbox/plan.js';
+import { DEFAULT_FLAGS, dataOwner, type GateFlags, planRun, withFlags } from '../sandbox/plan.js';
 import { ensureDataVolume } from '../lifecycle/data.js';
 
 /**
@@ -17,7 +18,7 @@ import { ensureDataVolume } from '../lifecycle/data.js';
  * initialize doesn't time out. Progress goes to stderr when it is a terminal; stdout gets one line
  * per package.
  */
-export async function pull(runner: string, packages: string[], ctx: CommandContext): Promise<number> {
+export async function pull(runner: string, packages: string[], ctx: CommandContext, flags: GateFlags = {}): Promise<number> {
   if (!isRunner(runner)) throw new UsageError(`unknown runner "${runner}"`, `mcpbox pull ${RUNNER_NAMES.join('|')} [package…]`);
   const log = process.stderr.isTTY ? ctx.log : createLogger({ quiet: true });
   const quietCtx = { ...ctx, log };
@@ -30,9 +31,10 @@ export async function pull(runner: string, packages: string[], ctx: CommandConte
   const specs = packages.length === 0 ? [undefined] : packages;
   for (const spec of specs) {
     const invocation = parseRunnerArgs(runner, spec === undefined ? ['--version'] : RUNNERS[runner].lock.argsForPackage(spec));
-    const settings = applyPackagePolicies(base, invocation.runner, invocation.packages.map((p) => p.name));
+    const settings = withFlags(applyPackagePolicies(base, invocation.runner, invocation.packages.map((p) => p.name)), { ...DEFAULT_FLAGS, ...flags });
     const plan = planRun(invocation, settings, { ...DEFAULT_FLAGS, autoMount: false }, quietCtx);
     const request = installRequest(invocation);
+    refuseBeforeInstall(invocation, ctx, state, { yes: Boolean(flags.yes), command: 'mcpbox pull' });
     if (spec !== undefined && !request) ctx.log.warn(`${spec} is not a registry package mcpbox can lock: it resolves on every start (only its image and cache volume are prepared)`);
     const { server } = await prepare(engine, engineEnv, plan, request ? { request, lockPath: lock.path } : undefined, {
       hostEnv: ctx.env,
@@ -41,6 +43,7 @@ export async function pull(runner: string, packages: string[], ctx: CommandConte
       intervalHours: settings.updateInterval ?? 24,
       egress,
       installEgress: settings.installEgress,
+      gates: supplyGates(settings),
     });
     // Its data volume too, so the first session asks the engine nothing more.
     await ensureDataVolume(engine, plan, state, dataOwner(ctx));

@@ -8,6 +8,7 @@ import { hostOwner } from '../host.js';
 import { installedServer } from '../install/installs.js';
 import { serverEgress } from '../lifecycle/egress.js';
 import { installRequest } from '../install/lock.js';
+import { refuseBeforeInstall } from '../install/before-install.js';
 import { findLock } from '../install/lock-files.js';
 import { launchSpec } from '../install/specs.js';
 import { hostProbe } from '../lifecycle/processes.js';
@@ -23,11 +24,13 @@ export type { RunFlags } from '../sandbox/plan.js';
 /** `mcpbox run [options] npx|uvx …`: plan the sandbox, then print it (--dry-run) or start the server in it. */
 export async function run(runnerName: string, args: string[], flags: RunFlags, ctx: CommandContext): Promise<number> {
   const invocation = parseRunnerArgs(runnerName, args);
+  const state = stateDir(ctx.env);
+  // Before anything else: a near miss of a popular or installed name, a private scope from the public registry.
+  if (!flags.dryRun) refuseBeforeInstall(invocation, ctx, state, { yes: Boolean(flags.yes), command: 'mcpbox run' });
   const configured = applyPackagePolicies(await settingsFor(ctx), invocation.runner, invocation.packages.map((p) => p.name));
   const settings = withFlags(configured, flags);
   const plan = planRun(invocation, settings, flags, ctx);
   const request = flags.lock ? installRequest(invocation) : undefined;
-  const state = stateDir(ctx.env);
   const locked = request && { request, lockPath: findLock(ctx.cwd, state).path };
 
   if (flags.dryRun) {

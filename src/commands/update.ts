@@ -1,4 +1,4 @@
-import { applyPackagePolicies } from '../config/settings.js';
+import { applyPackagePolicies, supplyGates } from '../config/settings.js';
 import { McpboxError, UsageError } from '../errors.js';
 import { installRequest, runnerArgs } from '../install/lock.js';
 import { findLock, readLock } from '../install/lock-files.js';
@@ -7,13 +7,13 @@ import { parseRunnerArgs } from '../runners/table.js';
 import { settingsFor } from '../config/files.js';
 import type { CommandContext } from './context.js';
 import { egressAccessFor, prepare } from '../install/prepare.js';
-import { DEFAULT_FLAGS, planRun } from '../sandbox/plan.js';
+import { DEFAULT_FLAGS, type GateFlags, planRun, withFlags } from '../sandbox/plan.js';
 
 /**
  * `mcpbox update [package…]`: resolves locked servers again now (all of them, or those named), installs
  * what changed and rewrites the lock. Pinned servers resolve to what they already are.
  */
-export async function update(names: string[], ctx: CommandContext): Promise<number> {
+export async function update(names: string[], ctx: CommandContext, flags: GateFlags = {}): Promise<number> {
   const state = stateDir(ctx.env);
   const lock = findLock(ctx.cwd, state);
   const entries = Object.values(readLock(lock.path).servers);
@@ -30,7 +30,7 @@ export async function update(names: string[], ctx: CommandContext): Promise<numb
   let failed = 0;
   for (const entry of chosen) {
     const invocation = parseRunnerArgs(entry.runner, runnerArgs(entry));
-    const settings = applyPackagePolicies(base, invocation.runner, invocation.packages.map((p) => p.name));
+    const settings = withFlags(applyPackagePolicies(base, invocation.runner, invocation.packages.map((p) => p.name)), { ...DEFAULT_FLAGS, ...flags });
     // The install is what matters here, for the user a client's run would use: nothing of the host.
     const plan = planRun(invocation, settings, { ...DEFAULT_FLAGS, autoMount: false }, ctx);
     const request = installRequest(invocation)!;
@@ -43,6 +43,7 @@ export async function update(names: string[], ctx: CommandContext): Promise<numb
         force: true,
         egress,
         installEgress: settings.installEgress,
+        gates: supplyGates(settings),
       });
       const now = server!.entry.version;
       ctx.stdout.write(now === entry.version ? `${entry.name} ${now} (up to date)\n` : `${entry.name} ${entry.version} → ${now}\n`);

@@ -42,10 +42,14 @@ export interface Settings {
   egress?: EgressSetting;
   /** Hosts installs may reach besides the registries (prebuilt binaries, say): user configuration only. */
   installEgress?: string[];
+  /** How long a version must have been published before an unpinned spec resolves to it: "3d" (default), "12h", 0. */
+  minReleaseAge?: string | number;
+  /** npm registry signatures and provenance: warn (default), require or off (src/install/gates.ts). */
+  provenance?: ProvenancePolicy;
 }
 
 /** What a package's entry may set: the same settings, scoped to runs of that package. */
-export type PackagePolicy = Pick<Settings, 'env' | 'network' | 'memory' | 'cpus' | 'pids' | 'mounts' | 'grace' | 'egress' | 'imageVariant'> & { image?: string };
+export type PackagePolicy = Pick<Settings, 'env' | 'network' | 'memory' | 'cpus' | 'pids' | 'mounts' | 'grace' | 'egress' | 'imageVariant' | 'minReleaseAge' | 'provenance'> & { image?: string };
 
 export interface ConfigProblem {
   file: string;
@@ -68,8 +72,8 @@ export function sizeInBytes(size: string): number {
   const unit = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
   return Number(match[1]) * unit;
 }
-const KNOWN_KEYS = ['images', 'baseImages', 'imageVariant', 'memory', 'cpus', 'pids', 'network', 'env', 'grace', 'docker', 'mounts', 'autoMount', 'packages', 'updateInterval', 'cacheLimit', 'egress', 'installEgress'] as const;
-const POLICY_KEYS = ['env', 'network', 'memory', 'cpus', 'pids', 'mounts', 'grace', 'image', 'egress', 'imageVariant'] as const;
+const KNOWN_KEYS = ['images', 'baseImages', 'imageVariant', 'memory', 'cpus', 'pids', 'network', 'env', 'grace', 'docker', 'mounts', 'autoMount', 'packages', 'updateInterval', 'cacheLimit', 'egress', 'installEgress', 'minReleaseAge', 'provenance'] as const;
+const POLICY_KEYS = ['env', 'network', 'memory', 'cpus', 'pids', 'mounts', 'grace', 'image', 'egress', 'imageVariant', 'minReleaseAge', 'provenance'] as const;
 const MOUNT_ENTRY = /^.+?(?::(?:ro|rw))?$/s;
 
 /** Pure: checks one file's contents. Problems name the file and the key. */
@@ -154,7 +158,7 @@ export function validateSettings(raw: unknown, file: string): { settings: Settin
   return { settings, problems };
 }
 
-type Scalars = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'network' | 'env' | 'grace' | 'mounts' | 'egress' | 'imageVariant'>;
+type Scalars = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'network' | 'env' | 'grace' | 'mounts' | 'egress' | 'imageVariant' | 'minReleaseAge' | 'provenance'>;
 
 /** The settings a top-level file and a package entry share. */
 function validateScalars(input: Record<string, unknown>, prefix: string, problem: (key: string, message: string) => void): Scalars {
@@ -187,6 +191,14 @@ function validateScalars(input: Record<string, unknown>, prefix: string, problem
   if (input.grace !== undefined) {
     if (typeof input.grace === 'number' && input.grace >= 0 && input.grace <= 300) out.grace = input.grace;
     else problem(`${prefix}grace`, 'must be a number of seconds between 0 and 300');
+  }
+  if (input.minReleaseAge !== undefined) {
+    if (parseReleaseAge(input.minReleaseAge) !== undefined) out.minReleaseAge = input.minReleaseAge as string | number;
+    else problem(`${prefix}minReleaseAge`, 'must be an age like "3d", "12h", "90m" or 0 (a bare number is days)');
+  }
+  if (input.provenance !== undefined) {
+    if (input.provenance === 'warn' || input.provenance === 'require' || input.provenance === 'off') out.provenance = input.provenance;
+    else problem(`${prefix}provenance`, 'must be "warn", "require" or "off"');
   }
   if (input.imageVariant !== undefined) {
     if (input.imageVariant === 'browser') out.imageVariant = 'browser';
@@ -321,7 +333,9 @@ export function projectProblems(settings: Settings, file: string, place: Project
   return problems;
 }
 
-type Narrowable = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'grace' | 'network' | 'autoMount' | 'cacheLimit' | 'egress'>;
+type Narrowable = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'grace' | 'network' | 'autoMount' | 'cacheLimit' | 'egress' | 'minReleaseAge' | 'provenance'>;
+
+const PROVENANCE_STRICTNESS: Record<ProvenancePolicy, number> = { off: 0, warn: 1, require: 2 };
 
 /** The tighter of two settings: lower limits, "none" over any network, no automatic mounts over some. */
 function tighter(base: Narrowable, project: Narrowable): Narrowable {
@@ -334,6 +348,9 @@ function tighter(base: Narrowable, project: Narrowable): Narrowable {
   if (project.autoMount === false) out.autoMount = false;
   if (project.cacheLimit !== undefined && sizeInBytes(project.cacheLimit) < sizeInBytes(base.cacheLimit ?? '4g')) out.cacheLimit = project.cacheLimit;
   if (project.egress !== undefined) out.egress = narrowEgress(base.egress ?? 'learn', project.egress);
+  // A longer cooldown and a stricter provenance policy narrow; a shorter or looser one is ignored.
+  if (project.minReleaseAge !== undefined && parseReleaseAge(project.minReleaseAge)! > supplyGates(base).minReleaseAgeHours) out.minReleaseAge = project.minReleaseAge;
+  if (project.provenance !== undefined && PROVENANCE_STRICTNESS[project.provenance] > PROVENANCE_STRICTNESS[supplyGates(base).provenance]) out.provenance = project.provenance;
   return out;
 }
 
@@ -352,6 +369,37 @@ export function narrowSettings(base: Settings, project: Settings | PackagePolicy
     out.projectPackages = mergeSettings({ packages: base.projectPackages ?? {} }, { packages: project.packages }).packages!;
   }
   return out;
+}
+
+/** The supply-chain gates (src/install/gates.ts says what each does). */
+export type ProvenancePolicy = 'warn' | 'require' | 'off';
+
+export interface SupplyGates {
+  /** Hours a version must have been published before an unpinned spec may resolve to it (0: off). */
+  readonly minReleaseAgeHours: number;
+  readonly provenance: ProvenancePolicy;
+}
+
+export const DEFAULT_GATES: SupplyGates = { minReleaseAgeHours: 72, provenance: 'warn' };
+
+const AGE = /^(\d+(?:\.\d+)?)\s*(m|min|mins|minutes?|h|hours?|d|days?|w|weeks?)?$/i;
+
+/** "3d", "72h", "90m", "2 weeks", 3 (days), "0": hours, or undefined when it isn't an age. */
+export function parseReleaseAge(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) && value >= 0 ? value * 24 : undefined;
+  if (typeof value !== 'string') return undefined;
+  const match = AGE.exec(value.trim());
+  if (!match) return undefined;
+  const unit = (match[2] ?? 'd').toLowerCase()[0]!;
+  return Number(match[1]) * ({ m: 1 / 60, h: 1, d: 24, w: 168 } as Record<string, number>)[unit]!;
+}
+
+/** The supply-chain gates these settings ask for (src/install/gates.ts). */
+export function supplyGates(settings: Pick<Settings, 'minReleaseAge' | 'provenance'>): SupplyGates {
+  return {
+    minReleaseAgeHours: settings.minReleaseAge === undefined ? DEFAULT_GATES.minReleaseAgeHours : (parseReleaseAge(settings.minReleaseAge) ?? DEFAULT_GATES.minReleaseAgeHours),
+    provenance: settings.provenance ?? DEFAULT_GATES.provenance,
+  };
 }
 
 export function formatProblems(problems: readonly ConfigProblem[]): string {

@@ -2,8 +2,10 @@ import { createHash } from 'node:crypto';
 import type { EgressAccess } from '../egress/access.js';
 import { engineLaunch } from '../sandbox/argv.js';
 import type { DockerEngine } from '../engine/docker.js';
-import { InstallError, IntegrityError } from '../errors.js';
-import { sandboxScript } from '../sandbox/images.js';
+import { InstallError, IntegrityError, SupplyChainError } from '../errors.js';
+import { embeddedScript, sandboxScript } from '../sandbox/images.js';
+import { DEFAULT_GATES, type SupplyGates } from '../config/settings.js';
+import { gateEnv, gateMessages, lockVerification, parseGateReport } from './gates.js';
 import {
   type InstallRecord,
   type InstallRequest,
@@ -54,6 +56,8 @@ export interface LockPlaces {
   readonly now: Date;
   /** Resolve again whatever the lock says (mcpbox update). */
   readonly force?: boolean;
+  /** The supply-chain gates a resolve passes (default: DEFAULT_GATES). */
+  readonly gates?: SupplyGates;
 }
 
 /**
@@ -70,7 +74,7 @@ export async function lockedServer(site: InstallSite, request: InstallRequest, p
 
   if (!entry || places.force || needsRefresh(entry, places.now, places.intervalHours)) {
     try {
-      const fresh = await install(site, request, undefined, places.now, reuse);
+      const fresh = await install(site, request, undefined, places, reuse);
       if (entry && fresh.entry.version === entry.version && fresh.entry.integrity !== entry.integrity) {
         throw new IntegrityError(
           `integrity mismatch: the registry now serves ${entry.name}@${entry.version} with integrity ${fresh.entry.integrity}, but it was locked with ${entry.integrity}; refusing to run it`,
@@ -97,7 +101,7 @@ export async function lockedServer(site: InstallSite, request: InstallRequest, p
       'if the lock is yours, delete that entry and mcpbox resolves it again; if it came with a repository, ask who changed it',
     );
   }
-  const again = await install(site, request, entry, places.now);
+  const again = await install(site, request, entry, places);
   writeInstall(places.stateDir, recordKey, again.record);
   return { entry, record: again.record };
 }
@@ -128,16 +132,23 @@ export function installedAsLocked(record: InstallRecord, entry: LockEntry): bool
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-async function install(site: InstallSite, request: InstallRequest, locked: LockEntry | undefined, now: Date, reuse?: InstallRecord): Promise<LockedServer> {
+async function install(site: InstallSite, request: InstallRequest, locked: LockEntry | undefined, places: Pick<LockPlaces, 'now' | 'gates'>, reuse?: InstallRecord): Promise<LockedServer> {
   const runner = RUNNERS[request.runner].lock;
-  const script = (['tree-hash.sh', 'install-common.sh', runner.script] as const).map(sandboxScript).join('\n');
+  const gates = places.gates ?? DEFAULT_GATES;
+  const names = request.specs.map((spec) => RUNNERS[request.runner].parsePackage(spec).name);
+  const script = [embeddedScript(runner.gate.variable, runner.gate.script), ...(['tree-hash.sh', 'install-common.sh', runner.script] as const).map(sandboxScript)].join('\n');
   const args = ['-c', script, 'mcpbox-install', INSTALL_PREFIX, ...runner.scriptArgs(request), ...(locked ? [] : request.specs)];
   const env = {
+    ...gateEnv(names, gates, places.now),
     ...(locked && { MCPBOX_LOCKFILE: locked.lockfile }),
     ...(reuse && { MCPBOX_REUSE_DIR: reuse.dir, MCPBOX_REUSE_CONTENT: reuse.content }),
   };
   site.log.info(locked ? `installing the locked ${locked.name}@${locked.version} (once per image)` : `resolving and installing ${request.specs.join(' ')} (first run only)`);
   const { result, refused } = await runInstall(site, request.name, (egress) => site.spec(args, env, egress));
+  if (result.exitCode === 77) {
+    const why = /mcpbox: (.*)/.exec(result.stderr)?.[1] ?? 'the registry signature check failed';
+    throw new SupplyChainError('signature', why, 'the provenance setting (warn, require, off) decides what is refused; nothing was installed');
+  }
   if (result.exitCode !== 0) throw installFailure(request, locked, result.stderr, result.exitCode, refused);
   if (refused.length > 0) site.log.warn(`the install of ${request.specs.join(' ')} tried to reach ${refused.join(', ')}: refused (installs reach only their registries)`);
 
@@ -148,6 +159,12 @@ async function install(site: InstallSite, request: InstallRequest, locked: LockE
     described = runner.describe(request, report);
   } catch (error) {
     throw new InstallError(`installed ${request.specs.join(' ')} but ${(error as Error).message}`);
+  }
+  const gate = parseGateReport(report.gate);
+  if (!locked) {
+    const resolved = new Map(names.map((name) => [name, runner.versionOf(report.lockfile, name)] as const).filter((e): e is [string, string] => e[1] !== undefined));
+    // Said even where progress is quiet (pull without a terminal): what the gates decided matters.
+    for (const line of gateMessages(gate, resolved, gates, places.now)) site.log.warn(line);
   }
   if (locked && report.tree !== locked.tree) {
     throw new IntegrityError(`integrity mismatch: installing the locked ${locked.name}@${locked.version} gave a different tree (${report.tree}) than the lock (${locked.tree}); refusing to run it`);
@@ -170,7 +187,8 @@ async function install(site: InstallSite, request: InstallRequest, locked: LockE
     tree: report.tree,
     lockfile: report.lockfile,
     pinned: request.pinned,
-    resolvedAt: locked?.resolvedAt ?? now.toISOString(),
+    resolvedAt: locked?.resolvedAt ?? places.now.toISOString(),
+    ...(locked ? { ...(locked.resolvedBefore && { resolvedBefore: locked.resolvedBefore }), ...(locked.signatures && { signatures: locked.signatures }) } : lockVerification(gate, names)),
   };
   const record: InstallRecord = {
     volume: site.volume,
@@ -222,10 +240,21 @@ function installFailure(request: InstallRequest, locked: LockEntry | undefined, 
     );
   }
   const offline = /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ENETUNREACH|network|Could not connect|error sending request|Failed to fetch|dns error/i.test(stderr);
-  const last = stderr.trim().split('\n').pop() ?? '';
+  // npm ends on where its log is (a path inside a volume): the error's code says more.
+  const lines = stderr.trim().split('\n').filter((line) => !/A complete log of this run/.test(line));
+  const npmCode = /npm (?:error|ERR!) code (E\w+)/.exec(stderr)?.[1];
+  const last = npmCode && NPM_CODES[npmCode] ? `${npmCode}, ${NPM_CODES[npmCode]}` : (lines.pop() ?? '');
   return new InstallError(
     `could not install ${what} (exit ${code})${last ? `: ${last}` : ''}`,
     offline ? 'the first run of a server needs its registry: check the network, proxy and CA settings (mcpbox doctor)' : undefined,
     offline,
   );
 }
+
+/** What npm's error codes mean, for the one-line summary of a failed install. */
+const NPM_CODES: Readonly<Record<string, string>> = {
+  E404: 'no such package (or version) on the registry: check the name',
+  ETARGET: 'no version matches the spec (with the release-age cooldown: none old enough; --min-release-age 0 lifts it)',
+  E401: 'the registry wants credentials',
+  E403: 'the registry refused access',
+};

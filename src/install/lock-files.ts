@@ -58,3 +58,15 @@ export function writeInstall(stateDir: string, key: string, record: InstallRecor
 export function installKey(lockKey: string, image: string): string {
   return `${lockKey} | ${image}`;
 }
+
+/** Every package name the locks at these paths hold (first packages and the others of their specs). */
+export function lockedNames(paths: readonly string[], nameOf: (runner: LockEntry['runner'], spec: string) => string): string[] {
+  const names = new Set<string>();
+  for (const path of paths) {
+    for (const entry of Object.values(readLock(path).servers)) {
+      names.add(entry.name);
+      for (const spec of entry.specs) names.add(nameOf(entry.runner, spec));
+    }
+  }
+  return [...names];
+}

@@ -33,6 +33,15 @@ export interface LockEntry {
   readonly lockfile: string;
   readonly pinned: boolean;
   readonly resolvedAt: string;
+  /** The release-age cooldown's cutoff the tree was resolved at (src/install/gates.ts); absent: none. */
+  readonly resolvedBefore?: string;
+  /** npm: the registry signatures over the tree when it was resolved, and which requested packages carry provenance. */
+  readonly signatures?: {
+    readonly status: 'verified' | 'partial' | 'unavailable' | 'invalid';
+    readonly verified: number;
+    readonly packages: number;
+    readonly provenance: readonly string[];
+  };
   /** The hosts the server may reach: learned in its first session, or edited with mcpbox allow/deny. */
   readonly egress?: readonly string[];
 }

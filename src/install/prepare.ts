@@ -1,4 +1,5 @@
 import type { Settings } from '../config/settings.js';
+import { SupplyChainError } from '../errors.js';
 import { EgressAccess } from '../egress/access.js';
 import type { DockerEngine } from '../engine/docker.js';
 import { type HostContext, hostOwner } from '../host.js';
@@ -11,6 +12,7 @@ import { cacheVolumeName } from '../sandbox/spec.js';
 import { type LockedServer, lockedServer } from './installs.js';
 import type { InstallRequest } from './lock.js';
 import { INSTALL_USER, installSpec, installVolume } from './specs.js';
+import type { SupplyGates } from '../config/settings.js';
 
 /**
  * Preparing a server to start, shared by run, pull, update and serve: its image (built or pulled),
@@ -27,6 +29,8 @@ export interface PrepareOptions {
   readonly intervalHours: number;
   /** Resolve again whatever the lock says (mcpbox update). */
   readonly force?: boolean;
+  /** The supply-chain gates a resolve passes (src/install/gates.ts). */
+  readonly gates: SupplyGates;
 }
 
 /**
@@ -49,6 +53,7 @@ export async function prepare(
   const inspected = await engine.inspect([image, ...volumes]);
   if (inspected.missing.has(image)) await provideImage(engine, plan, options.log);
   const ids = new Map<string, string>();
+  const made: string[] = [];
   for (const volume of volumes) {
     const known = inspected.volumeIds.get(volume);
     if (known && known !== 'unlabelled' && !inspected.missing.has(volume)) {
@@ -61,23 +66,32 @@ export async function prepare(
     const role: Record<string, string> = volume === install ? { [LABEL.role]: 'install' } : {};
     const labels = { volume: { [LABEL.managed]: 'true', [LABEL.runner]: invocation.runner, ...role }, container: plan.spec.labels };
     ids.set(volume, await engine.prepareVolume(volume, image, labels, plan.input.cacheLimitKb));
+    made.push(volume);
   }
   if (!locked || !install) return {};
-  const server = await lockedServer(
-    {
-      engine,
-      engineEnv,
-      hostEnv: options.hostEnv,
-      image,
-      volume: install,
-      volumeId: ids.get(install)!,
-      log: options.log,
-      spec: (installArgs, installEnv, egress) => installSpec(plan, install, installArgs, installEnv, egress),
-      egress: { access: options.egress, hosts: [...RUNNERS[invocation.runner].registries, ...(options.installEgress ?? [])] },
-    },
-    locked.request,
-    { lockPath: locked.lockPath, stateDir: options.stateDir, intervalHours: options.intervalHours, now: new Date(), ...(options.force && { force: true }) },
-  );
+  let server: LockedServer;
+  try {
+    server = await lockedServer(
+      {
+        engine,
+        engineEnv,
+        hostEnv: options.hostEnv,
+        image,
+        volume: install,
+        volumeId: ids.get(install)!,
+        log: options.log,
+        spec: (installArgs, installEnv, egress) => installSpec(plan, install, installArgs, installEnv, egress),
+        egress: { access: options.egress, hosts: [...RUNNERS[invocation.runner].registries, ...(options.installEgress ?? [])] },
+      },
+      locked.request,
+      { lockPath: locked.lockPath, stateDir: options.stateDir, intervalHours: options.intervalHours, now: new Date(), gates: options.gates, ...(options.force && { force: true }) },
+    );
+  } catch (error) {
+    // A gate refused the first install: the volumes made for it (an empty install volume, a cache of
+    // metadata) go with it, so a refusal leaves nothing behind.
+    if (error instanceof SupplyChainError) for (const volume of made) await engine.removeVolume(volume);
+    throw error;
+  }
   return { server };
 }
 

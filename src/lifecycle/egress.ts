@@ -7,7 +7,7 @@ import type { EgressEvent } from '../egress/proxy.js';
 import { learnedHosts, recordLearned } from '../install/learned.js';
 import type { InstallRequest } from '../install/lock.js';
 import type { Logger } from '../log.js';
-import { RUNNERS, type RunnerSpec } from '../runners/table.js';
+import { isRegistryOption, RUNNERS, type RunnerSpec } from '../runners/table.js';
 import { type RunPlan, respec } from '../sandbox/plan.js';
 
 /**
@@ -59,7 +59,7 @@ export function serverEgress(input: ServerEgressInput): ServerEgress {
   // What isn't locked resolves its packages at run time: its registries (the ones it names too) come
   // with whatever it may reach.
   const runner: RunnerSpec = RUNNERS[invocation.runner];
-  const named = invocation.options.filter((o) => runner.registryOptions.includes(o.name)).flatMap((o) => urlHost(o.value));
+  const named = invocation.options.filter((o) => isRegistryOption(invocation.runner, o.name)).flatMap((o) => urlHost(o.value));
   const registries: readonly string[] = input.locked ? [] : [...runner.registries, ...named];
   const hosts = policy.mode === 'allow' ? [...new Set([...policy.hosts, ...registries])] : [];
   const access = input.access instanceof EgressAccess ? input.access : undefined;

@@ -1,4 +1,4 @@
-import type { Settings } from '../config/settings.js';
+import { type Settings, supplyGates } from '../config/settings.js';
 import type { DockerEngine } from '../engine/docker.js';
 import type { HostContext } from '../host.js';
 import { installedServer } from '../install/installs.js';
@@ -83,7 +83,7 @@ async function startIn(input: StartInput, plan: RunPlan, access: EgressAccess): 
     ctx.log.warn(`${why}: preparing it again`);
   }
 
-  const prepared = await prepare(engine, input.engineEnv, plan, locked, { hostEnv: ctx.env, log: ctx.log, stateDir: input.stateDir, intervalHours, egress: access, installEgress: settings.installEgress });
+  const prepared = await prepare(engine, input.engineEnv, plan, locked, { hostEnv: ctx.env, log: ctx.log, stateDir: input.stateDir, intervalHours, egress: access, installEgress: settings.installEgress, gates: supplyGates(settings) });
   await ensureDataVolume(engine, plan, input.stateDir, dataOwner(ctx));
   const spec = prepared.server && locked ? launchSpec(plan, locked.request, prepared.server.entry, prepared.server.record) : plan.spec;
   const outcome = await start(spec);

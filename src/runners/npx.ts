@@ -52,6 +52,8 @@ export const NPX = {
   strictBooleans: false,
   usage: 'mcpbox run npx -y <package> [args…], e.g. mcpbox run npx -y @modelcontextprotocol/server-everything',
   cacheEnv: { npm_config_cache: `${CACHE_DIR}/npm` },
+  // npm never falls back from a scope's registry to the public one: nothing to pin.
+  resolutionEnv: {},
   quietEnv: {
     npm_config_update_notifier: 'false',
     npm_config_fund: 'false',
@@ -60,7 +62,8 @@ export const NPX = {
   },
   image: {
     dir: 'npx',
-    base: 'node:22-bookworm-slim',
+    // Pinned by digest: a tag can be moved to other content. Updated with mcpbox releases.
+    base: 'node:22-bookworm-slim@sha256:43ac6c60b8f89723f746e8a92ce91abd5017e627ce1ddfe4238355d3a30b772c',
     imageEnv: 'MCPBOX_NPX_IMAGE',
     baseEnv: 'MCPBOX_NPX_BASE_IMAGE',
     browser: { baseEnv: 'MCPBOX_NPX_BROWSER_BASE_IMAGE', packages: 'chromium fonts-liberation' },
@@ -68,15 +71,25 @@ export const NPX = {
   caEnv: 'NODE_EXTRA_CA_CERTS',
   registries: ['registry.npmjs.org'],
   registryOptions: ['--registry'],
+  // A scope's own registry: npm fetches that scope from it alone, never from the public registry.
+  registryOptionPattern: /^--@[a-z0-9-~][a-z0-9-._~]*:registry$/,
   lock: {
     options: NPX_LOCKABLE,
     request: npxRequest,
     lockfile: 'package-lock.json',
     binDir: 'node_modules/.bin',
     script: 'npx-install.sh',
+    gate: { script: 'npm-gate.cjs', variable: 'npm_gate_js' },
     scriptArgs: () => [],
     describe: describeNpmInstall,
     lockfileProblem: npmLockProblem,
+    versionOf: (lockfile, name) => {
+      try {
+        return (JSON.parse(lockfile) as { packages?: Record<string, { version?: string }> }).packages?.[`node_modules/${name}`]?.version;
+      } catch {
+        return undefined;
+      }
+    },
     argsFor: (ask) => (ask.command === undefined ? ['-y', ask.specs[0]!] : ['-y', ...ask.specs.flatMap((s) => ['--package', s]), ask.command]),
     argsForPackage: (spec) => ['-y', spec],
   },

@@ -74,7 +74,8 @@ function readOption(
     if (!option.role) return;
     byRole.set(option.role, [...(byRole.get(option.role) ?? []), value]);
   };
-  const lookup = (name: string) => spec.options.find((o) => o.names.includes(name));
+  const lookup = (name: string): RunnerOption | undefined =>
+    spec.options.find((o) => o.names.includes(name)) ?? (spec.registryOptionPattern?.test(name) ? { names: [name], takesValue: true } : undefined);
 
   if (arg.startsWith('--')) {
     const eq = arg.indexOf('=');
@@ -132,4 +133,10 @@ function unknownOption(runner: Runner, name: string): UsageError {
     `unknown ${runner} option ${name} before the package`,
     `options for the server go after the package; see \`${runner} --help\` for ${runner}'s own`,
   );
+}
+
+/** Whether a runner option names a registry or index (by URL) the run may then reach. */
+export function isRegistryOption(runner: Runner, name: string): boolean {
+  const spec: RunnerSpec = RUNNERS[runner];
+  return spec.registryOptions.includes(name) || Boolean(spec.registryOptionPattern?.test(name));
 }

@@ -85,6 +85,11 @@ export interface RunnerSpec {
   readonly usage: string;
   /** Environment that points the runner's caches at the cache volume; paths are under CACHE_DIR. */
   readonly cacheEnv: Readonly<Record<string, string>>;
+  /**
+   * Environment that fixes how the runner picks between registries, whatever a project's own config
+   * files say (uv.toml's index-strategy): the first index that has a name is the only one asked for it.
+   */
+  readonly resolutionEnv: Readonly<Record<string, string>>;
   /** Environment that keeps the runner's own chatter (update notices, funding) quiet. */
   readonly quietEnv: Readonly<Record<string, string>>;
   /** Default image: images/<dir>/Dockerfile built on `base`; env names that override either. */
@@ -105,6 +110,8 @@ export interface RunnerSpec {
   readonly registries: readonly string[];
   /** Its options that name another registry or index (by URL): a run that names one may reach it. */
   readonly registryOptions: readonly string[];
+  /** Registry options by pattern (npm's --@scope:registry=URL): options that take a value, and registry options. */
+  readonly registryOptionPattern?: RegExp;
   readonly lock: RunnerLock;
 }
 
@@ -121,8 +128,12 @@ export interface RunnerLock {
   /** The install script in images/scripts/, and its arguments before the specs. */
   readonly script: 'npx-install.sh' | 'uvx-install.sh';
   readonly scriptArgs: (ask: Pick<Lockable, 'python'>) => string[];
+  /** Its supply-chain gate (src/install/gates.ts), embedded in the install script as this variable. */
+  readonly gate: { readonly script: 'npm-gate.cjs' | 'uv-gate.py'; readonly variable: string };
   /** Reads the installed lock file for the first package. Throws when it isn't there. */
   readonly describe: (ask: Pick<Lockable, 'name' | 'command'>, report: InstallReport) => Described;
+  /** The version of a top-level package in an installed lock file, or undefined. */
+  readonly versionOf: (lockfile: string, name: string) => string | undefined;
   /** Why a lock file (from a lock that may have come with a repository) can't be installed, or undefined. */
   readonly lockfileProblem: (lockfile: string, ask: Pick<Lockable, 'specs'>) => string | undefined;
   /** The runner argv that asks for exactly what a lock entry locked (mcpbox update). */

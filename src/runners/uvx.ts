@@ -85,10 +85,13 @@ export const UVX = {
     UV_TOOL_BIN_DIR: `${CACHE_DIR}/uv/bin`,
     UV_PYTHON_INSTALL_DIR: `${CACHE_DIR}/uv/python`,
   },
+  // uv's default, pinned: a name found on an earlier index (--index-url, --extra-index-url) is never looked up on PyPI.
+  resolutionEnv: { UV_INDEX_STRATEGY: 'first-index' },
   quietEnv: { UV_NO_PROGRESS: '1' },
   image: {
     dir: 'uvx',
-    base: 'ghcr.io/astral-sh/uv:python3.13-trixie-slim',
+    // Pinned by digest: a tag can be moved to other content. Updated with mcpbox releases.
+    base: 'ghcr.io/astral-sh/uv:python3.13-trixie-slim@sha256:dc6831ca75771711b69e2fcaf47f2b4938bcfd7721daf254c1131791249d000d',
     imageEnv: 'MCPBOX_UVX_IMAGE',
     baseEnv: 'MCPBOX_UVX_BASE_IMAGE',
   },
@@ -101,9 +104,11 @@ export const UVX = {
     lockfile: 'requirements.txt',
     binDir: 'venv/bin',
     script: 'uvx-install.sh',
+    gate: { script: 'uv-gate.py', variable: 'uv_gate_py' },
     scriptArgs: (ask) => [ask.python ?? '-'],
     describe: describeUvInstall,
     lockfileProblem: (lockfile) => requirementsProblem(lockfile),
+    versionOf: (lockfile, name) => requirementBlock(lockfile, name)?.version,
     argsFor: (ask) => [
       ...(ask.python !== undefined ? ['--python', ask.python] : []),
       '--from',
@@ -172,18 +177,23 @@ export function requirementsProblem(lockfile: string): string | undefined {
 
 /** Reads uv's hash-pinned requirements.txt for the first package's version and hashes. */
 export function describeUvInstall(request: Pick<Lockable, 'name' | 'command'>, report: InstallReport): Described {
-  const normalise = (name: string) => name.toLowerCase().replace(/[-_.]+/g, '-');
-  const blocks = report.lockfile.split(/\n(?=\S)/);
-  const block = blocks.find((b) => {
-    const head = /^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==/.exec(b);
-    return head && normalise(head[1]!) === request.name;
-  });
-  const version = block && /==([^\s\\;]+)/.exec(block)?.[1];
-  if (!block || !version) throw new Error(`${request.name} is not in the resolved requirements`);
-  const hashes = [...block.matchAll(/--hash=(sha256:[0-9a-f]{64})/g)].map((m) => m[1]!).sort();
+  const found = requirementBlock(report.lockfile, request.name);
+  if (!found) throw new Error(`${request.name} is not in the resolved requirements`);
+  const hashes = [...found.block.matchAll(/--hash=(sha256:[0-9a-f]{64})/g)].map((m) => m[1]!).sort();
   const executable = request.command!;
   if (!report.bins.includes(executable)) {
     throw new Error(`${request.name} provides no executable ${executable} (found: ${report.bins.filter((b) => !/^(python|pip|activate|deactivate)/.test(b)).join(', ') || 'none'})`);
   }
-  return { version, integrity: hashes.join(' '), executable };
+  return { version: found.version, integrity: hashes.join(' '), executable };
+}
+
+/** A package's lines in uv's hash-pinned requirements.txt, and its version. */
+function requirementBlock(lockfile: string, name: string): { block: string; version: string } | undefined {
+  const normalise = (text: string) => text.toLowerCase().replace(/[-_.]+/g, '-');
+  const block = lockfile.split(/\n(?=\S)/).find((b) => {
+    const head = /^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==/.exec(b);
+    return head && normalise(head[1]!) === name;
+  });
+  const version = block && /==([^\s\\;]+)/.exec(block)?.[1];
+  return block && version ? { block, version } : undefined;
 }

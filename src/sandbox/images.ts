@@ -52,11 +52,21 @@ export function defaultImageTag(name: string, base: string, dockerfile: string, 
 const scripts = new Map<string, string>();
 
 /** A script from images/scripts/ that runs inside the sandbox (read once per process). */
-export function sandboxScript(name: 'launch.sh' | 'tree-hash.sh' | 'install-common.sh' | 'npx-install.sh' | 'uvx-install.sh'): string {
+export type SandboxScript = 'launch.sh' | 'tree-hash.sh' | 'install-common.sh' | 'npx-install.sh' | 'uvx-install.sh' | 'npm-gate.cjs' | 'uv-gate.py';
+
+export function sandboxScript(name: SandboxScript): string {
   let text = scripts.get(name);
   if (text === undefined) {
     text = readFileSync(`${IMAGES_DIR}scripts/${name}`, 'utf8');
     scripts.set(name, text);
   }
   return text;
+}
+
+/** sh that sets a variable to a script of another language, for `node -e "$var"` or `python3 -c "$var"`. */
+export function embeddedScript(variable: string, name: SandboxScript): string {
+  const text = sandboxScript(name);
+  // A quoted here-document takes the text as it is; its end marker must not be a line of the text.
+  if (text.split('\n').includes('MCPBOX_EMBEDDED')) throw new Error(`${name} holds the line MCPBOX_EMBEDDED`);
+  return `${variable}=$(cat <<'MCPBOX_EMBEDDED'\n${text}\nMCPBOX_EMBEDDED\n)`;
 }

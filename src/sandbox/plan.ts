@@ -30,6 +30,10 @@ export interface RunFlags {
   egress?: string;
   /** browser: the default image with Debian's chromium. */
   imageVariant?: string;
+  /** The release-age cooldown for this run's resolves: "3d", "12h", 0. */
+  minReleaseAge?: string;
+  /** Install a package whose name is close to a popular or installed one (src/install/near-names.ts). */
+  yes?: boolean;
   mount: string[];
   autoMount: boolean;
   lock: boolean;
@@ -38,6 +42,9 @@ export interface RunFlags {
   /** Decide rather than detect that an MCP client is on the other end (serve: no terminal, no working directory). */
   client?: boolean;
 }
+
+/** The supply-chain flags of run, pull and update. */
+export type GateFlags = Pick<RunFlags, 'minReleaseAge' | 'yes'>;
 
 /** The defaults commander gives `run`, for commands that plan a server without its flags. */
 export const DEFAULT_FLAGS: RunFlags = { env: [], mount: [], autoMount: true, lock: true, stopOnEof: true, dryRun: false };
@@ -129,6 +136,7 @@ export function withFlags(settings: Settings, flags: RunFlags): Settings {
   if (flags.network !== undefined) raw.network = flags.network;
   if (flags.grace !== undefined) raw.grace = Number(flags.grace);
   if (flags.imageVariant !== undefined) raw.imageVariant = flags.imageVariant;
+  if (flags.minReleaseAge !== undefined) raw.minReleaseAge = flags.minReleaseAge;
   if (flags.egress !== undefined) {
     const egress = parseEgress(flags.egress);
     if (egress === undefined) throw new UsageError(`--egress ${flags.egress}: not none, open, learn or a list of hosts`, 'e.g. --egress none, --egress api.github.com,*.githubusercontent.com');

@@ -203,6 +203,7 @@ function sandboxEnv(input: ContainerInput): { env: ContainerEnvVar[]; encoded: F
     HOME: HOME_DIR,
     ...input.identity,
     ...runner.cacheEnv,
+    ...runner.resolutionEnv,
     ...runner.quietEnv,
     ...input.ca.env,
     // What well-known servers need to keep their data in HOME (servers only: they have a data volume).

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { type Settings, applyPackagePolicies } from '../config/settings.js';
+import { type Settings, applyPackagePolicies, supplyGates } from '../config/settings.js';
 import { LABEL } from '../engine/containers.js';
 import type { DockerEngine } from '../engine/docker.js';
 import type { HostContext } from '../host.js';
+import { refuseBeforeInstall } from '../install/before-install.js';
 import { installRequest } from '../install/lock.js';
 import type { EgressAccess } from '../egress/access.js';
 import { claimDataVolume, ensureDataVolume } from '../lifecycle/data.js';
@@ -56,6 +57,8 @@ export async function prepareServed(servers: readonly ServedServer[], at: ServeP
     const env = Object.entries(server.env).map(([name, value]) => `${name}=${value}`);
     const plan = planRun(invocation, settings, { ...DEFAULT_FLAGS, env, client: true }, ctx);
     const request = installRequest(invocation);
+    // A near miss of a popular or installed name is never served (pull it with --yes once, if it is meant); nor a private scope from the public registry.
+    refuseBeforeInstall(invocation, ctx, at.stateDir, { yes: false, command: 'mcpbox pull' });
     log('prepare', { server: server.name }, `preparing ${server.name} (${server.runner} ${server.args.join(' ')})`);
     const { server: locked } = await prepare(engine, engineEnv, plan, request ? { request, lockPath: at.lockPath } : undefined, {
       hostEnv: ctx.env,
@@ -64,6 +67,7 @@ export async function prepareServed(servers: readonly ServedServer[], at: ServeP
       intervalHours: settings.updateInterval ?? 24,
       egress: at.egress,
       installEgress: settings.installEgress,
+      gates: supplyGates(settings),
     });
     await ensureDataVolume(engine, plan, at.stateDir, dataOwner(ctx));
     // A container per session: a fresh name and labels on the prepared plan, its own egress grant.
