@@ -72,30 +72,38 @@ export function lockVerification(report: GateReport | undefined, requested: read
   return out;
 }
 
+export interface GateMessage {
+  readonly text: string;
+  /** warn: said even where progress is quiet (pull without a terminal); note: at a terminal. */
+  readonly level: 'warn' | 'note';
+}
+
 /**
  * The lines the user reads on stderr about what the gates did: a newer version held back, a pin
  * younger than the cooldown, and (policy warn) what could not be verified. `resolved` maps each
  * requested name to the version installed.
  */
-export function gateMessages(report: GateReport | undefined, resolved: ReadonlyMap<string, string>, gates: SupplyGates, now: Date): string[] {
-  const lines: string[] = [];
+export function gateMessages(report: GateReport | undefined, resolved: ReadonlyMap<string, string>, gates: SupplyGates, now: Date): GateMessage[] {
+  const lines: GateMessage[] = [];
+  const say = (text: string, level: GateMessage['level'] = 'warn') => lines.push({ text, level });
   const policy = `minReleaseAge ${formatAge(gates.minReleaseAgeHours)}`;
   const age = (time: string) => formatAge(Math.max(0, now.getTime() - Date.parse(time)) / 3_600_000);
   for (const p of report?.times?.packages ?? []) {
     const got = resolved.get(p.name);
     if (p.pinned && p.time && Date.parse(p.time) > Date.parse(report!.times!.cutoff)) {
-      lines.push(`${p.name}@${p.pinned} is ${age(p.time)} old, younger than ${policy}: installing it as pinned (its dependencies as of its release)`);
+      say(`${p.name}@${p.pinned} is ${age(p.time)} old, younger than ${policy}: installing it as pinned (its dependencies as of its release)`);
     } else if (p.newest && p.time && got && got !== p.newest && Date.parse(p.time) > Date.parse(report!.times!.cutoff)) {
-      lines.push(`${p.name} ${p.newest} is ${age(p.time)} old; using ${got} (${policy})`);
+      say(`${p.name} ${p.newest} is ${age(p.time)} old; using ${got} (${policy})`);
     }
   }
   const check = report?.verify;
   if (check && gates.provenance === 'warn') {
-    if (check.keys === 0) lines.push('the registry serves no signing keys: registry signatures were not checked (provenance policy warn)');
-    else if (check.unsigned.length > 0) lines.push(`${check.unsigned.length} of ${check.packages} packages carry no registry signature (${check.unsigned.slice(0, 3).join(', ')}${check.unsigned.length > 3 ? ', …' : ''})`);
+    // A mirror that serves no keys would say so on every install: a note (shown at a terminal), not a warning.
+    if (check.keys === 0) say('the registry serves no signing keys: registry signatures were not checked (provenance policy warn)', 'note');
+    else if (check.unsigned.length > 0) say(`${check.unsigned.length} of ${check.packages} packages carry no registry signature (${check.unsigned.slice(0, 3).join(', ')}${check.unsigned.length > 3 ? ', …' : ''})`);
     const requested = [...resolved.keys()];
     const bare = requested.filter((name) => !check.attested.some((id) => id.slice(0, id.lastIndexOf('@')) === name));
-    if (check.keys > 0 && bare.length > 0) lines.push(`${bare.join(', ')}: no provenance attestation (built where, from what, is not attested)`);
+    if (check.keys > 0 && bare.length > 0) say(`${bare.join(', ')}: no provenance attestation (built where, from what, is not attested)`);
   }
   return lines;
 }

@@ -163,8 +163,8 @@ async function install(site: InstallSite, request: InstallRequest, locked: LockE
   const gate = parseGateReport(report.gate);
   if (!locked) {
     const resolved = new Map(names.map((name) => [name, runner.versionOf(report.lockfile, name)] as const).filter((e): e is [string, string] => e[1] !== undefined));
-    // Said even where progress is quiet (pull without a terminal): what the gates decided matters.
-    for (const line of gateMessages(gate, resolved, gates, places.now)) site.log.warn(line);
+    // What the gates decided is said even where progress is quiet (pull without a terminal).
+    for (const message of gateMessages(gate, resolved, gates, places.now)) site.log[message.level](message.text);
   }
   if (locked && report.tree !== locked.tree) {
     throw new IntegrityError(`integrity mismatch: installing the locked ${locked.name}@${locked.version} gave a different tree (${report.tree}) than the lock (${locked.tree}); refusing to run it`);

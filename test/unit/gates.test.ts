@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { narrowSettings, parseReleaseAge, supplyGates, validateSettings } from '../../src/config/settings.js';
-import { formatAge, type GateReport, gateEnv, gateMessages, lockVerification } from '../../src/install/gates.js';
+import { formatAge, type GateReport, gateEnv, gateMessages as messagesOf, lockVerification } from '../../src/install/gates.js';
+
+const gateMessages = (...args: Parameters<typeof messagesOf>) => messagesOf(...args).map((m) => (m.level === 'note' ? `(note) ${m.text}` : m.text));
 import { likelyIntended, nearNameRefusal } from '../../src/install/near-names.js';
 import { parseInstallReport } from '../../src/runners/report.js';
 import { isRegistryOption, parseRunnerArgs, RUNNERS } from '../../src/runners/table.js';
@@ -96,7 +98,7 @@ describe('what the gates tell the user', () => {
     expect(lockVerification({ times: null, verify: { ...verify, unsigned: [], attested: ['@s/pkg@1.0.0'] } }, ['@s/pkg'])).toEqual({
       signatures: { status: 'verified', verified: 2, packages: 3, provenance: ['@s/pkg'] },
     });
-    expect(gateMessages({ times: null, verify: { ...verify, keys: 0 } }, new Map(), gates, NOW)).toEqual(['the registry serves no signing keys: registry signatures were not checked (provenance policy warn)']);
+    expect(gateMessages({ times: null, verify: { ...verify, keys: 0 } }, new Map(), gates, NOW)).toEqual(['(note) the registry serves no signing keys: registry signatures were not checked (provenance policy warn)']);
     expect(gateMessages(report, new Map([['pkg', '1.0.0']]), { ...gates, provenance: 'off' }, NOW)).toEqual([]);
   });
 
