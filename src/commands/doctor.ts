@@ -34,7 +34,7 @@ export interface Check {
 export async function doctor(flags: { json?: boolean }, ctx: CommandContext): Promise<number> {
   const checks: Check[] = [{ id: 'mcpbox', status: 'ok', detail: `mcpbox ${VERSION} on Node ${process.version} (${process.platform}/${process.arch})` }];
   const settings = await settingsFor(ctx);
-  checks.push(...(await engineChecks(settings, ctx)), ...hostChecks(ctx.env));
+  checks.push(...(await engineChecks(settings, ctx)), ...hostChecks(ctx.env), ...rootCheck(ctx.uid, ctx.cwd));
 
   const failed = checks.filter((c) => c.status === 'fail').length;
   if (flags.json) {
@@ -106,6 +106,24 @@ async function baseCheck(engine: DockerEngine, runner: Runner, imageMissing: boo
   return imageMissing
     ? { id: `base-${runner}`, status: 'warn', detail: `${choice.image} builds on ${base}, which is not here${pinned ? ' (it is pulled by that digest)' : ''}`, fix: 'on a host without a registry: scripts/bootstrap-base-images.sh' }
     : { id: `base-${runner}`, status: 'ok', detail: `${choice.image} is built; its base ${base} is no longer here (needed only to build again)` };
+}
+
+/**
+ * Root (devcontainers, CI, WSL): the sandbox never runs as root, so it runs as the owner of the paths
+ * it writes, and as nobody when root owns them: those are then read-only to it (`prettier --write`:
+ * EACCES; `ruff`: no cache). Said here and, per run, when it happens.
+ */
+function rootCheck(uid: number | undefined, cwd: string): Check[] {
+  if (uid !== 0) return [];
+  let owner: number | undefined;
+  try {
+    owner = statSync(cwd).uid;
+  } catch {
+    return [];
+  }
+  return owner === 0
+    ? [{ id: 'root', status: 'warn', detail: `mcpbox runs as root and ${cwd} belongs to root: sandboxes never run as root, so they can read it but not write it (tools that write there fail with EACCES)`, fix: 'run mcpbox as a regular user, or chown your project directories to one' }]
+    : [{ id: 'root', status: 'ok', detail: `mcpbox runs as root: sandboxes run as the owner of the paths they write (uid ${owner} here), never as root` }];
 }
 
 /** This host: CA bundles, proxies, and how the end of a client's input is seen. */

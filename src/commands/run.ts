@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { join as shellJoin } from 'shlex';
 import { settingsFor } from '../config/files.js';
 import { applyPackagePolicies } from '../config/settings.js';
@@ -7,15 +8,17 @@ import { egressVolume, readEgressKey } from '../egress/proxy.js';
 import { hostOwner } from '../host.js';
 import { installedServer } from '../install/installs.js';
 import { serverEgress } from '../lifecycle/egress.js';
-import { installRequest } from '../install/lock.js';
+import { type InstallRequest, installRequest, lockKey } from '../install/lock.js';
+import { McpboxError } from '../errors.js';
+import { createInterface } from 'node:readline';
 import { refuseBeforeInstall } from '../install/before-install.js';
-import { findLock } from '../install/lock-files.js';
+import { findLock, readLock } from '../install/lock-files.js';
 import { launchSpec } from '../install/specs.js';
 import { hostProbe } from '../lifecycle/processes.js';
 import { startServer } from '../lifecycle/start.js';
 import { sweepSoon } from '../lifecycle/sweep.js';
 import { stateDir } from '../paths.js';
-import { parseRunnerArgs } from '../runners/table.js';
+import { parseRunnerArgs, type RunnerInvocation, RUNNERS, type RunnerSpec } from '../runners/table.js';
 import { runArgv } from '../sandbox/argv.js';
 import { planRun, type RunFlags, withFlags } from '../sandbox/plan.js';
 
@@ -29,8 +32,11 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
   if (!flags.dryRun) refuseBeforeInstall(invocation, ctx, state, { yes: Boolean(flags.yes), command: 'mcpbox run' });
   const configured = applyPackagePolicies(await settingsFor(ctx), invocation.runner, invocation.packages.map((p) => p.name));
   const settings = withFlags(configured, flags);
-  const plan = planRun(invocation, settings, flags, ctx);
-  const request = flags.lock ? installRequest(invocation) : undefined;
+  // The project's own tool (npx tsc in a typescript project) runs as npx would run it, from the
+  // project, mounted: nothing is installed or locked for it.
+  const local = (RUNNERS[invocation.runner] as RunnerSpec).localBin?.(invocation, ctx.cwd, isFile);
+  const plan = planRun(invocation, settings, local ? { ...flags, mount: [...flags.mount, local.root] } : flags, ctx);
+  const request = flags.lock && !local ? installRequest(invocation) : undefined;
   const locked = request && { request, lockPath: findLock(ctx.cwd, state).path };
 
   if (flags.dryRun) {
@@ -51,7 +57,34 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
     return 0;
   }
 
+  if (locked) await confirmInstall(invocation, locked, ctx);
   const { engine, env: engineEnv } = await ctx.openEngine(settings.docker);
   sweepSoon(engine, hostProbe(), ctx.log, state);
   return startServer({ engine, engineEnv, ctx, plan, settings, locked, lockPath: findLock(ctx.cwd, state).path, stateDir: state, stopOnEof: flags.stopOnEof && plan.client });
+}
+
+const isFile = (path: string) => {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * Like npx: a package this lock doesn't have yet is confirmed at a terminal unless -y was given
+ * (MCP client configurations say -y, and `wrap` keeps it); --no refuses it; with no terminal to ask
+ * (a client, a script, CI) it goes ahead, as npx does.
+ */
+async function confirmInstall(invocation: RunnerInvocation, locked: { request: InstallRequest; lockPath: string }, ctx: CommandContext): Promise<void> {
+  const asks = (RUNNERS[invocation.runner] as RunnerSpec).asksBeforeInstall;
+  const given = new Set(invocation.options.map((o) => o.name));
+  if (!asks || given.has(asks.yes) || readLock(locked.lockPath).servers[lockKey(locked.request)]) return;
+  const specs = locked.request.specs.join(' ');
+  if (given.has(asks.no)) throw new McpboxError('canceled', `${invocation.runner} canceled: ${specs} is not installed yet and ${asks.no} was given`, `drop ${asks.no}, or add -y`, 1);
+  if (!ctx.stdin.isTTY || !process.stderr.isTTY) return;
+  const prompt = createInterface({ input: ctx.stdin, output: process.stderr });
+  const answer = await new Promise<string>((resolve) => prompt.question(`Need to install the following packages:\n  ${locked.request.specs.join('\n  ')}\nOk to proceed? (y) `, resolve));
+  prompt.close();
+  if (answer.trim() !== '' && !/^y(es)?$/i.test(answer.trim())) throw new McpboxError('canceled', `${invocation.runner} canceled: ${specs} was not installed`, 'answer y, or run it with -y', 1);
 }

@@ -7,12 +7,17 @@ import type { CommandContext } from './context.js';
  */
 export const SHELLS = ['bash', 'zsh', 'fish'] as const;
 
+const HEADER = [
+  '# mcpbox: npx and uvx run sandboxed (mcpbox run …).',
+  '# The real, unsandboxed tools stay one word away: command npx …, command uvx …',
+];
+
 export function shellInit(shell: string, ctx: Pick<CommandContext, 'stdout'>): number {
   if (!(SHELLS as readonly string[]).includes(shell)) throw new UsageError(`unknown shell "${shell}"`, `one of: ${SHELLS.join(', ')}`);
   const lines =
     shell === 'fish'
-      ? ['# mcpbox: npx and uvx run sandboxed (mcpbox run …)', "alias npx 'mcpbox run npx'", "alias uvx 'mcpbox run uvx'"]
-      : ['# mcpbox: npx and uvx run sandboxed (mcpbox run …)', "alias npx='mcpbox run npx'", "alias uvx='mcpbox run uvx'"];
+      ? [...HEADER, "alias npx 'mcpbox run npx'", "alias uvx 'mcpbox run uvx'"]
+      : [...HEADER, "alias npx='mcpbox run npx'", "alias uvx='mcpbox run uvx'"];
   ctx.stdout.write(`${lines.join('\n')}\n`);
   return 0;
 }

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import type npaType from 'npm-package-arg';
 import { UsageError } from '../errors.js';
 import type { InstallReport } from './report.js';
@@ -36,7 +37,7 @@ const NPX_OPTIONS: readonly RunnerOption[] = [
   flag(false, undefined, '--no-audit'),
 ];
 
-const NPX_LOCKABLE = new Set(['--yes', '--package', '--quiet', '--silent', '--no-fund', '--no-audit', '--no-update-notifier', '--fund', '--audit', '--update-notifier', '--prefer-offline', '--prefer-online']);
+const NPX_LOCKABLE = new Set(['--yes', '--no', '--package', '--quiet', '--silent', '--no-fund', '--no-audit', '--no-update-notifier', '--fund', '--audit', '--update-notifier', '--prefer-offline', '--prefer-online']);
 
 export const NPX = {
   executable: 'npx',
@@ -70,6 +71,8 @@ export const NPX = {
   },
   caEnv: 'NODE_EXTRA_CA_CERTS',
   registries: ['registry.npmjs.org'],
+  localBin: npxLocalBin,
+  asksBeforeInstall: { yes: '--yes', no: '--no' },
   registryOptions: ['--registry'],
   // A scope's own registry: npm fetches that scope from it alone, never from the public registry.
   registryOptionPattern: /^--@[a-z0-9-~][a-z0-9-._~]*:registry$/,
@@ -94,6 +97,23 @@ export const NPX = {
     argsForPackage: (spec) => ['-y', spec],
   },
 } as const satisfies RunnerSpec;
+
+/**
+ * npx runs a project's own bin before anything from the registry: `npx tsc` in a project with
+ * typescript runs its node_modules/.bin/tsc (found walking up from the working directory). Only for
+ * a bare name without -p or -c, as npx does.
+ */
+function npxLocalBin(invocation: RunnerInvocation, cwd: string, isFile: (path: string) => boolean): { root: string; bin: string } | undefined {
+  const ref = invocation.packages[0];
+  if (invocation.info || !invocation.positional || invocation.packages.length !== 1 || ref!.spec !== invocation.positional.value) return undefined;
+  if (ref!.kind !== 'tag' || ref!.version !== undefined || invocation.options.some((o) => o.name === '--package' || o.name === '--call')) return undefined;
+  const bin = ref!.name.replace(/^@[^/]+\//, '');
+  for (let dir = cwd; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'node_modules', '.bin', bin);
+    if (isFile(candidate)) return { root: dir, bin: candidate };
+    if (dirname(dir) === dir) return undefined;
+  }
+}
 
 /** npx with registry packages (exact, range or tag) and plain options only. */
 function npxRequest(invocation: RunnerInvocation): Lockable | undefined {

@@ -108,6 +108,18 @@ export interface RunnerSpec {
   readonly caEnv: string;
   /** The hosts its installs (and its resolution at run time) need: all an install container may reach. */
   readonly registries: readonly string[];
+  /**
+   * The project's own executable the invocation runs instead of a registry package, as the runner
+   * itself would (npx: the nearest node_modules/.bin/<name> up from the working directory, for a
+   * bare name), with the directory that holds node_modules; undefined for uvx, which never uses a
+   * project's environment.
+   */
+  readonly localBin?: (invocation: RunnerInvocation, cwd: string, isFile: (path: string) => boolean) => { readonly root: string; readonly bin: string } | undefined;
+  /**
+   * npx's rule (npm exec): a package not installed yet is confirmed on a terminal unless `yes` was
+   * given; `no` refuses; without a terminal it goes ahead. uvx never asks.
+   */
+  readonly asksBeforeInstall?: { readonly yes: string; readonly no: string };
   /** Its options that name another registry or index (by URL): a run that names one may reach it. */
   readonly registryOptions: readonly string[];
   /** Registry options by pattern (npm's --@scope:registry=URL): options that take a value, and registry options. */

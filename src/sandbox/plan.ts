@@ -75,9 +75,11 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
   const ca = caSetup(ctx.env, runner.caEnv, (path) => existingFile(fs, path));
   for (const name of ca.missing) ctx.log.warn(`${name} names ${ctx.env[name]}, which does not exist: not mounted`);
 
-  // An MCP client talks over a pipe or socket; a terminal, a script or CI over anything else.
+  // An MCP client talks over a pipe or socket both ways; a terminal, a script or CI over anything
+  // else. Output to a terminal is a person reading (`echo x | npx cowsay`): a terminal tool, whose
+  // input ending means only that, never "go away".
   const tty = flags.client === undefined && Boolean(ctx.stdin.isTTY && ctx.stdout.isTTY);
-  const client = flags.client ?? (!tty && isPipe(ctx.stdin));
+  const client = flags.client ?? (!ctx.stdout.isTTY && isPipe(ctx.stdin));
   const host = planMounts({
     args: [...invocation.args, ...knownArgs(names, invocation.args)],
     mountCwd: !client,
@@ -91,8 +93,9 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
   for (const note of host.notes) ctx.log.note(note);
   for (const warning of host.warnings) ctx.log.warn(warning);
   const { user, note: userNote, notePath } = sandboxUser({ platform: ctx.platform, uid: ctx.uid, gid: ctx.gid, binds: host.binds, owner: fs.owner });
-  // Said for paths the server was given; a root-owned working directory (root at a terminal) is the usual case there.
-  if (userNote && notePath !== ctx.cwd) ctx.log.note(userNote);
+  // Said for paths the server was given, and for the working directory to a person at a terminal
+  // (root in a devcontainer or WSL): tools that write there would fail with EACCES.
+  if (userNote && (notePath !== ctx.cwd || tty)) ctx.log.note(userNote);
 
   const input: ContainerInput = {
     invocation,
