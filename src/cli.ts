@@ -209,12 +209,16 @@ export function buildProgram(log: Logger, setExitCode: (code: number) => void): 
   });
   const program = new Command('mcpbox')
     .description('Run MCP servers from npx and uvx in a hardened container: a drop-in, sandboxed npx/uvx.')
-    .version(VERSION, '-V, --version', 'print the mcpbox version')
+    .version(VERSION, '-v, --version', 'print the mcpbox version (-V too)')
     .enablePositionalOptions()
     .exitOverride()
     .configureOutput({
       writeErr: (text) => process.stderr.write(text),
-      outputError: (text) => log.error(text.replace(/^error:\s*/i, '').trim(), 'see mcpbox --help'),
+      outputError: (text) => {
+        // commander's did-you-mean comes on a second line: it is the hint.
+        const [message, suggestion] = text.replace(/^error:\s*/i, '').trim().split(/\n\(Did you mean (.+)\?\)/);
+        log.error(message!.trim(), suggestion ? `did you mean mcpbox ${suggestion}? (mcpbox --help lists the commands)` : 'see mcpbox --help');
+      },
     });
   for (const entry of COMMANDS) {
     // commander passes the positionals, the options and the command itself.
@@ -241,8 +245,15 @@ export async function main(argv: readonly string[]): Promise<number> {
   const program = buildProgram(log, (code) => {
     exitCode = code;
   });
+  // `mcpbox npx …` reads as meaning `mcpbox run npx …`: say so rather than "unknown command".
+  const first = argv[2];
+  // The runner table is loaded only for a first word that is no command (start-up stays fast).
+  if (first !== undefined && !first.startsWith('-') && first !== 'help' && !COMMANDS.some((c) => c.name === first) && (await import('./runners/table.js')).isRunner(first)) {
+    log.error(`unknown command '${first}'`, `to run it sandboxed: mcpbox run ${argv.slice(2).join(' ')}`);
+    return ExitCode.usage;
+  }
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(argv[2] === '-V' ? [...argv.slice(0, 2), '--version', ...argv.slice(3)] : argv);
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {

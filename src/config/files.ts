@@ -149,8 +149,27 @@ async function readDataFile(file: string, packageJson: boolean): Promise<unknown
     if (extname(file) === '.json') return JSON.parse(text);
     return (await loadCosmiconfigModule()).defaultLoaders['.yaml'](file, text);
   } catch (error) {
-    throw new ConfigError(`could not read ${file}: ${(error as Error).message}`, 'fix the syntax of the file');
+    throw syntaxError(file, error, text);
   }
+}
+
+/**
+ * A file that doesn't parse, in one line: file:line:col and the problem (JSON.parse says only a
+ * position; cosmiconfig's YAML error carries a code frame, on several lines). Pure.
+ */
+export function syntaxError(file: string, error: unknown, text: string | undefined): ConfigError {
+  const hint = 'fix the syntax of the file';
+  const yaml = error as { reason?: string; mark?: { line: number; column: number } };
+  if (yaml.reason && yaml.mark) return new ConfigError(`${file}:${yaml.mark.line + 1}:${yaml.mark.column + 1}: ${yaml.reason}`, hint);
+  const message = (error as Error).message ?? String(error);
+  const position = /at position (\d+)/.exec(message);
+  if (position && text !== undefined) {
+    const before = text.slice(0, Number(position[1]));
+    const line = before.split('\n').length;
+    const column = before.length - before.lastIndexOf('\n');
+    return new ConfigError(`${file}:${line}:${column}: ${message.replace(/ in JSON at position \d+.*$/s, '')}`, hint);
+  }
+  return new ConfigError(`could not read ${file}: ${message.split('\n')[0]}`, hint);
 }
 
 function packageJsonMentionsMcpbox(file: string): boolean {
@@ -173,12 +192,14 @@ async function loadCosmiconfig(): Promise<typeof import('cosmiconfig').cosmiconf
 
 /** One named file: JSON directly, anything else (YAML, JS) through cosmiconfig's loaders. */
 async function loadFile(file: string): Promise<unknown> {
+  let text: string | undefined;
   try {
-    if (extname(file) === '.json') return JSON.parse(readFileSync(file, 'utf8'));
+    text = readFileSync(file, 'utf8');
+    if (extname(file) === '.json') return JSON.parse(text);
     const cosmiconfig = await loadCosmiconfig();
     return (await cosmiconfig('mcpbox', { searchStrategy: 'none' }).load(file))?.config;
   } catch (error) {
-    throw new ConfigError(`could not read ${file}: ${(error as Error).message}`, 'fix the syntax of the file');
+    throw syntaxError(file, error, text);
   }
 }
 

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -229,6 +229,32 @@ describe('shell-init and help', () => {
   it('an unknown shell is refused', async () => {
     const result = await mcpbox(['shell-init', 'tcsh']);
     expect([result.exitCode, result.stdout]).toEqual([64, '']);
+  });
+
+  it('typos: a runner as the command points at mcpbox run, a near command gets its name, -v is --version', async () => {
+    const runner = await mcpbox(['npx', '-y', 'cowsay']);
+    expect([runner.exitCode, runner.stdout]).toEqual([64, '']);
+    expect(runner.stderr.trim()).toBe("mcpbox: unknown command 'npx' (hint: to run it sandboxed: mcpbox run npx -y cowsay)");
+    const near = await mcpbox(['pul', 'npx']);
+    expect(near.exitCode).toBe(64);
+    expect(near.stderr.trim()).toBe("mcpbox: unknown command 'pul' (hint: did you mean mcpbox pull? (mcpbox --help lists the commands))");
+    for (const flag of ['-v', '-V']) expect((await mcpbox([flag])).stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  it('a configuration file that does not parse: one line, file:line:col and the problem', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcpbox-e2e-config-'));
+    try {
+      writeFileSync(join(dir, 'bad.json'), '{\n  "memory": "1g",,\n}\n');
+      writeFileSync(join(dir, 'bad.yaml'), 'memory: 1g\n  cpus: [1\n');
+      for (const [file, where] of [['bad.json', ':2:18: Expected double-quoted property name'], ['bad.yaml', ':2:7: bad indentation']] as const) {
+        const result = await mcpbox(['run', '--dry-run', 'npx', '-y', 'cowsay'], { env: testEnv({ MCPBOX_CONFIG: join(dir, file) }) });
+        expect([result.exitCode, result.stdout]).toEqual([78, '']);
+        expect(result.stderr.trim().split('\n')).toHaveLength(1);
+        expect(result.stderr).toContain(`${join(dir, file)}${where}`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('--version and help with examples', async () => {
