@@ -242,14 +242,19 @@ function installFailure(request: InstallRequest, locked: LockEntry | undefined, 
   const offline = /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ENETUNREACH|network|Could not connect|error sending request|Failed to fetch|dns error/i.test(stderr);
   // npm ends on where its log is (a path inside a volume): the error's code says more.
   const lines = stderr.trim().split('\n').filter((line) => !/A complete log of this run/.test(line));
-  const npmCode = /npm (?:error|ERR!) code (E\w+)/.exec(stderr)?.[1];
-  const last = npmCode && NPM_CODES[npmCode] ? `${npmCode}, ${NPM_CODES[npmCode]}` : (lines.pop() ?? '');
-  return new InstallError(
-    `could not install ${what} (exit ${code})${last ? `: ${last}` : ''}`,
-    offline ? 'the first run of a server needs its registry: check the network, proxy and CA settings (mcpbox doctor)' : undefined,
-    offline,
-  );
+  const npmCode = /npm (?:error|ERR!) code ([A-Z][A-Z0-9_]+)/.exec(stderr)?.[1];
+  const tls = (npmCode !== undefined && TLS_CODES.has(npmCode)) || /invalid peer certificate|UnknownIssuer|CERTIFICATE_VERIFY_FAILED|certificate verify failed/i.test(stderr);
+  const last = tls
+    ? `${npmCode ?? 'TLS'}: the registry's certificate isn't trusted, which is what a TLS-intercepting proxy does`
+    : npmCode && NPM_CODES[npmCode] ? `${npmCode}, ${NPM_CODES[npmCode]}` : (lines.pop() ?? '');
+  const hint = tls
+    ? `set ${RUNNERS[request.runner].caEnv} (or NODE_EXTRA_CA_CERTS / SSL_CERT_FILE) to the proxy's CA bundle in the environment mcpbox runs in: it is mounted into every sandbox`
+    : offline ? 'the first run of a server needs its registry: check the network, proxy and CA settings (mcpbox doctor)' : undefined;
+  return new InstallError(`could not install ${what} (exit ${code})${last ? `: ${last}` : ''}`, hint, offline && !tls);
 }
+
+/** npm's codes for a certificate it doesn't trust. */
+const TLS_CODES = new Set(['SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_UNTRUSTED']);
 
 /** What npm's error codes mean, for the one-line summary of a failed install. */
 const NPM_CODES: Readonly<Record<string, string>> = {

@@ -53,8 +53,9 @@ export const NPX = {
   strictBooleans: false,
   usage: 'mcpbox run npx -y <package> [args…], e.g. mcpbox run npx -y @modelcontextprotocol/server-everything',
   cacheEnv: { npm_config_cache: `${CACHE_DIR}/npm` },
-  // npm never falls back from a scope's registry to the public one: nothing to pin.
-  resolutionEnv: {},
+  // npm never falls back from a scope's registry to the public one. Its retries (2) wait 10 then 60
+  // s by default: 71 s before a TLS error is reported, past a client's initialize timeout.
+  resolutionEnv: { npm_config_fetch_retry_mintimeout: '2000', npm_config_fetch_retry_maxtimeout: '5000' },
   quietEnv: {
     npm_config_update_notifier: 'false',
     npm_config_fund: 'false',

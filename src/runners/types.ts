@@ -86,8 +86,9 @@ export interface RunnerSpec {
   /** Environment that points the runner's caches at the cache volume; paths are under CACHE_DIR. */
   readonly cacheEnv: Readonly<Record<string, string>>;
   /**
-   * Environment that fixes how the runner picks between registries, whatever a project's own config
-   * files say (uv.toml's index-strategy): the first index that has a name is the only one asked for it.
+   * Environment that fixes how the runner reaches its registries, whatever a project's own config
+   * files say: which index is asked for a name (uv.toml's index-strategy), how long a failing fetch
+   * is retried (a TLS error never heals; a client gives up on initialize after 60 s).
    */
   readonly resolutionEnv: Readonly<Record<string, string>>;
   /** Environment that keeps the runner's own chatter (update notices, funding) quiet. */

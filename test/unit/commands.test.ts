@@ -211,6 +211,22 @@ describe('mcpbox pull and update', () => {
   });
 });
 
+describe('a failed install says its cause', () => {
+  const LOG = 'npm error A complete log of this run can be found in: /mcpbox/cache/npm/_logs/x-debug-0.log';
+
+  it.each([
+    ['E404', `npm error code E404\nnpm error 404 Not Found - GET https://registry.npmjs.org/nope\n${LOG}`, /: E404, no such package \(or version\) on the registry: check the name$/, /see the install output/],
+    ['a TLS-intercepting proxy', `npm error code SELF_SIGNED_CERT_IN_CHAIN\nnpm error errno SELF_SIGNED_CERT_IN_CHAIN\n${LOG}`, /: SELF_SIGNED_CERT_IN_CHAIN: the registry's certificate isn't trusted, which is what a TLS-intercepting proxy does$/, /^set NODE_EXTRA_CA_CERTS .* mounted into every sandbox$/],
+    ['uv behind such a proxy', 'error: Request failed\n  Caused by: invalid peer certificate: UnknownIssuer', /: TLS: the registry's certificate isn't trusted/, /^set SSL_CERT_FILE /],
+    ['anything else: its last line, never the log path', `npm error something odd\n${LOG}`, /: npm error something odd$/, /see the install output/],
+  ])('%s', async (_what, stderr, message, hint) => {
+    fake.state.installFailure = { exitCode: 1, stderr };
+    const runner = stderr.includes('UnknownIssuer') ? 'uvx' : 'npx';
+    const error = await pull(runner, [runner === 'uvx' ? 'mcp-server-nope' : 'nope-pkg'], context()).catch((e: unknown) => e);
+    expect(error).toMatchObject({ exitCode: 75, message: expect.stringMatching(message), hint: expect.stringMatching(hint) });
+  });
+});
+
 describe('egress', () => {
   const argvOf = (i = -1) => fake.state.runs.at(i)!;
   const flag = (argv: string[], name: string) => argv.flatMap((a, i) => (a === name ? [argv[i + 1]!] : []));

@@ -22,6 +22,8 @@ export interface FakeEngineState {
   readonly followers: ((line: string) => void)[];
   /** The lines of every env file handed to the CLI. */
   readonly envFiles: (readonly { name: string; value: string }[])[];
+  /** What the next installs end with instead of success (the install script's exit and stderr). */
+  installFailure?: { exitCode: number; stderr: string };
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -77,6 +79,7 @@ export function fakeEngine(options: { bin?: string } = {}): { engine: DockerEngi
       const specs = argv.slice(argv.indexOf('mcpbox-install') + 2);
       const name = (specs[0] ?? 'locked-pkg').replace(/@[^@]*$/, '') || specs[0]!;
       state.calls.push(`install ${specs.join(' ') || '(from the lock)'}`);
+      if (state.installFailure) return { ...state.installFailure, stdout: '' };
       return { exitCode: 0, stdout: npmInstallReport(name, state.version, options.bin ?? 'server'), stderr: '' };
     },
     envFile: (lines: readonly { name: string; value: string }[]) => {
