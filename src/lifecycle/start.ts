@@ -86,6 +86,8 @@ async function startIn(input: StartInput, plan: RunPlan, access: EgressAccess): 
   const prepared = await prepare(engine, input.engineEnv, plan, locked, { hostEnv: ctx.env, log: ctx.log, stateDir: input.stateDir, intervalHours, egress: access, installEgress: settings.installEgress, gates: supplyGates(settings) });
   await ensureDataVolume(engine, plan, input.stateDir, dataOwner(ctx));
   const spec = prepared.server && locked ? launchSpec(plan, locked.request, prepared.server.entry, prepared.server.record) : plan.spec;
+  // After an install, the last line is not "installing…": the server is starting.
+  if (prepared.server && !installed) ctx.log.info(`starting ${prepared.server.entry.name}@${prepared.server.entry.version}`);
   const outcome = await start(spec);
   // Only a checked (warm) start can ask to be retried.
   if (outcome === 'retry') throw new Error('unexpected retry of a checked start');
