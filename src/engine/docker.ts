@@ -203,17 +203,24 @@ export class DockerEngine {
       stripFinalNewline: false,
     });
     const lines: string[] = [];
+    // A build says one line per step (step n/m, elapsed); its full output only when it fails, or
+    // with MCPBOX_VERBOSE=1. Pulls and the rest are relayed as they come.
+    const compact = label === 'build' && this.#env.MCPBOX_VERBOSE !== '1' && process.env.MCPBOX_VERBOSE !== '1';
+    const started = Date.now();
     try {
       for await (const line of subprocess.iterable({ from })) {
         const text = String(line).trimEnd();
         if (!text) continue;
         lines.push(text);
-        this.#log.note(`${label}: ${text}`);
+        const step = compact ? /^Step (\d+\/\d+) : (.*)$/.exec(text) : undefined;
+        if (!compact) this.#log.note(`${label}: ${text}`);
+        else if (step) this.#log.note(`${label}: step ${step[1]} (${Math.round((Date.now() - started) / 1000)} s) ${step[2]!.slice(0, 60)}`);
       }
     } catch {
       // The result below says what happened.
     }
     const result = await subprocess;
+    if (compact && result.exitCode !== 0) for (const text of lines.slice(-40)) this.#log.note(`${label}: ${text}`);
     if ((result as { code?: string }).code === 'ENOENT') throw new EngineNotFoundError(`the docker CLI at ${this.bin} could not be started`);
     if (result.exitCode !== 0) {
       const failure = engineFailure(lines.join('\n'));
