@@ -74,7 +74,7 @@ export async function lockedServer(site: InstallSite, request: InstallRequest, p
 
   if (!entry || places.force || needsRefresh(entry, places.now, places.intervalHours)) {
     try {
-      const fresh = await install(site, request, undefined, places, reuse);
+      const fresh = await install(site, request, undefined, places, reuse, entry);
       if (entry && fresh.entry.version === entry.version && fresh.entry.integrity !== entry.integrity) {
         throw new IntegrityError(
           `integrity mismatch: the registry now serves ${entry.name}@${entry.version} with integrity ${fresh.entry.integrity}, but it was locked with ${entry.integrity}; refusing to run it`,
@@ -132,7 +132,7 @@ export function installedAsLocked(record: InstallRecord, entry: LockEntry): bool
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-async function install(site: InstallSite, request: InstallRequest, locked: LockEntry | undefined, places: Pick<LockPlaces, 'now' | 'gates'>, reuse?: InstallRecord): Promise<LockedServer> {
+async function install(site: InstallSite, request: InstallRequest, locked: LockEntry | undefined, places: Pick<LockPlaces, 'now' | 'gates'>, reuse?: InstallRecord, previous?: LockEntry): Promise<LockedServer> {
   const runner = RUNNERS[request.runner].lock;
   const gates = places.gates ?? DEFAULT_GATES;
   const names = request.specs.map((spec) => RUNNERS[request.runner].parsePackage(spec).name);
@@ -143,7 +143,13 @@ async function install(site: InstallSite, request: InstallRequest, locked: LockE
     ...(locked && { MCPBOX_LOCKFILE: locked.lockfile }),
     ...(reuse && { MCPBOX_REUSE_DIR: reuse.dir, MCPBOX_REUSE_CONTENT: reuse.content }),
   };
-  site.log.info(locked ? `installing the locked ${locked.name}@${locked.version} (once per image)` : `resolving and installing ${request.specs.join(' ')} (first run only)`);
+  site.log.info(
+    locked
+      ? `installing the locked ${locked.name}@${locked.version} (once per image)`
+      : previous
+        ? `checking ${request.specs.join(' ')} for a newer version than ${previous.version} (installed only if there is one)`
+        : `resolving and installing ${request.specs.join(' ')} (first run only)`,
+  );
   const { result, refused } = await runInstall(site, request.name, (egress) => site.spec(args, env, egress));
   if (result.exitCode === 77) {
     const why = /mcpbox: (.*)/.exec(result.stderr)?.[1] ?? 'the registry signature check failed';

@@ -205,6 +205,16 @@ describe('mcpbox pull and update', () => {
     expect(stdout.split('\n').sort()).toEqual(['', 'a 1.0.0 → 2.0.0', 'b 1.0.0 → 2.0.0']);
   });
 
+  it('update of an unchanged server says it checked, not "first run", and that it is up to date', async () => {
+    await pull('npx', ['a'], context());
+    stdout = '';
+    stderr = '';
+    expect(await update([], context())).toBe(0);
+    expect(stdout).toBe('a 1.0.0 (up to date)\n');
+    expect(stderr).toMatch(/checking a for a newer version than 1\.0\.0 \(installed only if there is one\)/);
+    expect(stderr).not.toMatch(/first run/);
+  });
+
   it('update of a package that is not locked is refused (exit 64) before the engine is opened', async () => {
     const ctx = { ...context(), openEngine: () => Promise.reject(new Error('opened')) };
     await expect(update(['nope'], ctx)).rejects.toMatchObject({ exitCode: 64, message: expect.stringMatching(/^not in .*mcpbox\.lock: nope$/) });
