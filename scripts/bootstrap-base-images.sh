@@ -136,6 +136,6 @@ else
 fi
 
 # What was built, by id (the digest of a local image): `mcpbox doctor` shows the same for the base in use.
-for tag in "$node_tag" "$uv_tag"; do echo "# $tag is $(docker image inspect --format '{{.Id}}' "$tag")"; done
+for tag in "$node_tag" "$uv_tag"; do echo "# $tag is $("$docker" image inspect --format '{{.Id}}' "$tag")"; done
 echo "export MCPBOX_NPX_BASE_IMAGE=$node_tag"
 echo "export MCPBOX_UVX_BASE_IMAGE=$uv_tag"

@@ -109,6 +109,15 @@ const COMMANDS: readonly CommandEntry[] = [
     run: async (ctx, [flags]) => (await import('./commands/doctor.js')).doctor(flags as { json?: boolean }, ctx),
   },
   {
+    name: 'images',
+    define: (c) =>
+      c
+        .description('images bootstrap: build the base images without a registry (air-gapped hosts) and record them in your settings')
+        .argument('<action>', 'bootstrap')
+        .option('--rebuild', 'build the bases again even where they exist'),
+    run: async (ctx, [action, flags]) => (await import('./commands/images.js')).images(action as string, flags as { rebuild?: boolean }, ctx),
+  },
+  {
     name: 'shell-init',
     define: (c) => c.description('print aliases that sandbox npx and uvx in your shell: eval "$(mcpbox shell-init bash)"').argument('<shell>', 'bash, zsh or fish'),
     run: async (ctx, [shell]) => (await import('./commands/shell-init.js')).shellInit(shell as string, ctx),

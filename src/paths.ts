@@ -9,6 +9,9 @@ import { fileURLToPath } from 'node:url';
  */
 export const IMAGES_DIR = fileURLToPath(new URL('../images/', import.meta.url));
 
+/** The air-gapped bootstrap of the base images (ships in the npm package too: `mcpbox images bootstrap`). */
+export const BOOTSTRAP_SCRIPT = fileURLToPath(new URL('../scripts/bootstrap-base-images.sh', import.meta.url));
+
 /** Where mcpbox keeps its own state (sweep stamps, lock files): XDG state dir, or LOCALAPPDATA. */
 export function stateDir(env: HostEnv, home = homedir()): string {
   if (env.XDG_STATE_HOME) return join(env.XDG_STATE_HOME, 'mcpbox');

@@ -34,7 +34,7 @@ export interface Check {
 export async function doctor(flags: { json?: boolean }, ctx: CommandContext): Promise<number> {
   const checks: Check[] = [{ id: 'mcpbox', status: 'ok', detail: `mcpbox ${VERSION} on Node ${process.version} (${process.platform}/${process.arch})` }];
   const settings = await settingsFor(ctx);
-  checks.push(...(await engineChecks(settings, ctx)), ...hostChecks(ctx.env), ...rootCheck(ctx.uid, ctx.cwd));
+  checks.push(...(await engineChecks(settings, ctx)), ...hostChecks(ctx.env), await tlsCheck(ctx.env), ...rootCheck(ctx.uid, ctx.cwd));
 
   const failed = checks.filter((c) => c.status === 'fail').length;
   if (flags.json) {
@@ -103,9 +103,50 @@ async function baseCheck(engine: DockerEngine, runner: Runner, imageMissing: boo
     const digest = pinned ? base.slice(base.indexOf('@') + 1) : digests ? digests.split(',')[0]!.split('@')[1] : undefined;
     return { id: `base-${runner}`, status: 'ok', detail: `${choice.image} builds on ${base}: ${digest ? `digest ${digest}` : 'a local image'}, id ${id}${pinned ? '' : ' (not pinned by digest: a local or configured base)'}` };
   }
-  return imageMissing
-    ? { id: `base-${runner}`, status: 'warn', detail: `${choice.image} builds on ${base}, which is not here${pinned ? ' (it is pulled by that digest)' : ''}`, fix: 'on a host without a registry: scripts/bootstrap-base-images.sh' }
-    : { id: `base-${runner}`, status: 'ok', detail: `${choice.image} is built; its base ${base} is no longer here (needed only to build again)` };
+  if (!imageMissing) return { id: `base-${runner}`, status: 'ok', detail: `${choice.image} is built; its base ${base} is no longer here (needed only to build again)` };
+  // Not built and no base: the first run would fail unless the base can be pulled. Pulling it now
+  // answers that for real (and the first build then needs no registry).
+  const pulled = await engine.call(['pull', '--quiet', base], 180_000).catch((error: Error) => ({ exitCode: 1, stdout: '', stderr: error.message }));
+  return pulled.exitCode === 0
+    ? { id: `base-${runner}`, status: 'ok', detail: `${choice.image} builds on ${base}: pulled now` }
+    : {
+        id: `base-${runner}`,
+        status: 'fail',
+        detail: `${choice.image} can't be built: its base ${base} is not here and can't be pulled (${pulled.stderr.trim().split('\n').pop() ?? 'no registry'})`,
+        fix: 'without a registry, build the bases here: mcpbox images bootstrap (it records them in your settings)',
+      };
+}
+
+/**
+ * Does this network intercept TLS? A connection to the npm registry checked against the public roots
+ * only (what a sandbox without your CA bundle trusts) says so; then a CA bundle must be configured,
+ * or every first install fails (and npm retries for a minute before it says why).
+ */
+async function tlsCheck(env: HostEnv): Promise<Check> {
+  const host = 'registry.npmjs.org';
+  const { connect, rootCertificates } = await import('node:tls');
+  const outcome = await new Promise<'trusted' | 'untrusted' | 'unreachable'>((resolve) => {
+    const socket = connect({ host, port: 443, servername: host, ca: [...rootCertificates], timeout: 8000 }, () => {
+      socket.destroy();
+      resolve('trusted');
+    });
+    socket.on('timeout', () => {
+      socket.destroy();
+      resolve('unreachable');
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => resolve(/CERT|SELF_SIGNED|UNABLE_TO|certificate/i.test(`${error.code} ${error.message}`) ? 'untrusted' : 'unreachable'));
+  });
+  const bundle = CA_VARS.map((name) => env[name]).find((path) => path && existsSync(path));
+  if (outcome === 'trusted') return { id: 'tls', status: 'ok', detail: `${host} presents a publicly trusted certificate` };
+  if (outcome === 'unreachable') return { id: 'tls', status: 'warn', detail: `${host} can't be reached from here: first runs need their registry`, fix: 'check the network and proxy settings' };
+  return bundle
+    ? { id: 'tls', status: 'ok', detail: `${host}'s certificate is not publicly trusted (a TLS-intercepting proxy): your CA bundle ${bundle} is mounted into every sandbox` }
+    : {
+        id: 'tls',
+        status: 'fail',
+        detail: `${host}'s certificate is not publicly trusted (a TLS-intercepting proxy) and no CA bundle is configured: every install would fail`,
+        fix: "export NODE_EXTRA_CA_CERTS=/path/to/the-proxy's-ca.pem where mcpbox runs (and in your client's env block)",
+      };
 }
 
 /**

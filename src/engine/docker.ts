@@ -255,7 +255,7 @@ export class DockerEngine {
     if (output.exitCode !== 0) {
       throw new ImageUnavailableError(
         `could not build ${input.tag} from ${input.context}: ${output.lines.at(-1) ?? `docker build exited ${output.exitCode}`}`,
-        'the base image must be present or pullable: on hosts without a registry run scripts/bootstrap-base-images.sh and export what it prints, or pass --image',
+        'the base image must be present or pullable: on a host without a registry, mcpbox images bootstrap builds the bases here and records them in your settings (or pass --image)',
       );
     }
   }

@@ -166,6 +166,8 @@ describe.skipIf(!engine)('doctor', () => {
     expect(byId.daemon?.detail).toMatch(/^engine \S+ answers/);
     expect(byId.smoke).toMatchObject({ status: 'ok', detail: expect.stringMatching(/uid 65534, no capabilities, no-new-privileges, seccomp filter, read-only root/) });
     expect(byId['ca-NODE_EXTRA_CA_CERTS']?.status ?? 'ok').toBe('ok');
+    expect(byId.tls?.status).toBe('ok');
+    expect(byId['base-npx']).toMatchObject({ status: 'ok', detail: expect.stringMatching(/builds on \S+: (?:digest sha256:|a local image, id sha256:)/) });
     const human = await mcpbox(['doctor']);
     expect(human.stdout).toMatch(/^✓ smoke\s+a sandbox in/m);
     expect(human.stdout.trim().split('\n').at(-1)).toBe('mcpbox is ready.');
@@ -183,6 +185,46 @@ describe.skipIf(!engine)('doctor', () => {
     expect(check).toMatchObject({ status: 'fail', detail: expect.stringMatching(detail), fix: expect.any(String) });
     const human = await mcpbox(['doctor'], { env: testEnv(extra) });
     expect(human.stdout).toMatch(new RegExp(`^✗ ${id}\\s+.+\\n\\s+fix: .+`, 'm'));
+  });
+});
+
+describe.skipIf(!engine)('doctor tells the truth', () => {
+  it('a default image that can be neither found, pulled nor built: its base check fails, exit 1, not "ready"', async () => {
+    const env = testEnv({ MCPBOX_NPX_BASE_IMAGE: 'mcpbox-e2e/no-such-base:1' });
+    const result = await mcpbox(['doctor', '--json'], { env });
+    expect(result.exitCode).toBe(1);
+    const checks = (JSON.parse(result.stdout) as { checks: { id: string; status: string; detail: string; fix?: string }[] }).checks;
+    expect(checks.find((c) => c.id === 'base-npx')).toMatchObject({ status: 'fail', detail: expect.stringMatching(/can't be built: its base mcpbox-e2e\/no-such-base:1 is not here and can't be pulled/), fix: expect.stringMatching(/mcpbox images bootstrap/) });
+    expect(checks.find((c) => c.id === 'base-uvx')?.status).toBe('ok');
+    expect((await mcpbox(['doctor'], { env })).stdout).not.toMatch(/mcpbox is ready/);
+  });
+
+  it('a network that intercepts TLS, and no CA bundle configured: the tls check fails with the fix', async () => {
+    const env = testEnv();
+    for (const name of Object.keys(env)) if (/CA_CERTS|CERT_FILE|CA_BUNDLE|^PIP_CERT$|SSL_CERT_DIR/.test(name)) delete env[name];
+    const result = await mcpbox(['doctor', '--json'], { env });
+    const tls = (JSON.parse(result.stdout) as { checks: { id: string; status: string; fix?: string }[] }).checks.find((c) => c.id === 'tls')!;
+    // This machine's network does intercept TLS (its CA bundle is what the other tests use).
+    expect(tls).toMatchObject({ status: 'fail', fix: expect.stringMatching(/NODE_EXTRA_CA_CERTS/) });
+    expect(result.exitCode).toBe(1);
+  });
+});
+
+describe.skipIf(!engine)('images bootstrap', () => {
+  it('reuses the bases built here and records them in the settings file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcpbox-e2e-config-'));
+    try {
+      const file = join(dir, 'config.json');
+      writeFileSync(file, JSON.stringify({ memory: '1g' }));
+      const result = await mcpbox(['images', 'bootstrap'], { env: testEnv({ MCPBOX_CONFIG: file }) });
+      expect(result.exitCode, result.stderr).toBe(0);
+      expect(result.stderr).toMatch(/reusing mcpbox-bootstrap\/node:22-bookworm/);
+      const written = JSON.parse(readFileSync(file, 'utf8')) as { memory: string; baseImages: Record<string, string> };
+      expect(written).toEqual({ memory: '1g', baseImages: { npx: 'mcpbox-bootstrap/node:22-bookworm', uvx: 'mcpbox-bootstrap/uv-python:trixie' } });
+      expect(result.stdout).toContain(`recorded as baseImages in ${file}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
