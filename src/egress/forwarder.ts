@@ -10,8 +10,11 @@ export const FORWARD_PORT = 3128;
 export const EGRESS_DIR = '/mcpbox/egress';
 const SOCKET = `${EGRESS_DIR}/proxy.sock`;
 
-// The proxy may still be starting: each connection retries the socket for up to 10 s.
+// The proxy may still be starting: each connection retries the socket for up to 10 s. One more
+// connection, held open without a token, says "a server is here": the proxy exits only when no
+// server has been running for its idle time, not when a running one has been quiet that long.
 const NODE = [
+  `(function k(){const p=require('net').connect(${JSON.stringify(SOCKET)});p.on('error',()=>{});p.on('close',()=>setTimeout(k,1000))})();`,
   "const net=require('net'),t=process.env.MCPBOX_EGRESS_TOKEN||'';",
   'net.createServer((c)=>{c.pause();c.on("error",()=>{});let n=0;const go=()=>{',
   `const u=net.connect(${JSON.stringify(SOCKET)});`,
@@ -41,7 +44,16 @@ const PYTHON = [
   '        w.close(); return',
   '    uw.write(T)',
   '    await asyncio.gather(pipe(r, uw), pipe(ur, w))',
+  'async def presence():',
+  '    while True:',
+  '        try:',
+  `            pr, pw = await asyncio.open_unix_connection(${JSON.stringify(SOCKET)})`,
+  '            await pr.read()',
+  '            pw.close()',
+  '        except OSError: pass',
+  '        await asyncio.sleep(1)',
   'async def main():',
+  '    asyncio.get_running_loop().create_task(presence())',
   `    s = await asyncio.start_server(handle, '127.0.0.1', ${FORWARD_PORT})`,
   '    async with s: await s.serve_forever()',
   'asyncio.run(main())',

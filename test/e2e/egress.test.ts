@@ -211,6 +211,19 @@ describe.skipIf(!engine)('nothing of egress is left behind', () => {
     expect(await proxies()).toBe('');
   });
 
+  it('a server quiet for longer than the proxy idle time still reaches its hosts: the proxy stays while a server runs', async () => {
+    // A locked server started directly (no npm around it holding a connection): uvx mcp-server-fetch.
+    const { env } = setup();
+    const session = await connect(['--egress', ALLOWED, 'uvx', 'mcp-server-fetch'], env);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 7000)); // the idle time here is 3 s
+      const page = await call(session, 'fetch', { url: `https://${ALLOWED}/simple/mcp-server-fetch/`, max_length: 300, raw: true });
+      expect(page).toContain('Links for mcp-server-fetch');
+    } finally {
+      await session.close();
+    }
+  });
+
   it('the proxy leaves once no server needs it, also after mcpbox is SIGKILLed mid-session', async () => {
     const { env } = setup();
     const session = await connect(args('--egress', ALLOWED), env);
