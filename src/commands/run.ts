@@ -79,7 +79,9 @@ const isFile = (path: string) => {
 async function confirmInstall(invocation: RunnerInvocation, locked: { request: InstallRequest; lockPath: string }, ctx: CommandContext): Promise<void> {
   const asks = (RUNNERS[invocation.runner] as RunnerSpec).asksBeforeInstall;
   const given = new Set(invocation.options.map((o) => o.name));
-  if (!asks || given.has(asks.yes) || readLock(locked.lockPath).servers[lockKey(locked.request)]) return;
+  // npm's own setting counts too (npm_config_yes=true in the environment, as npx reads it).
+  const yes = given.has(asks?.yes ?? '') || /^(?:true|1)$/i.test(ctx.env.npm_config_yes ?? ctx.env.NPM_CONFIG_YES ?? '');
+  if (!asks || yes || readLock(locked.lockPath).servers[lockKey(locked.request)]) return;
   const specs = locked.request.specs.join(' ');
   if (given.has(asks.no)) throw new McpboxError('canceled', `${invocation.runner} canceled: ${specs} is not installed yet and ${asks.no} was given`, `drop ${asks.no}, or add -y`, 1);
   if (!ctx.stdin.isTTY || !process.stderr.isTTY) return;

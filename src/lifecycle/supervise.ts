@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
  * - input ends → the server's stdin ends; if it is still running after the grace period it gets
  *   SIGTERM, and after another grace period the container is removed;
  * - SIGINT/SIGTERM/SIGHUP → passed on once; after the grace period the container is removed;
- *   a second signal removes it at once;
+ *   a second signal removes it at once; at a terminal, Ctrl-C does the same (afterDetach);
  * - mcpbox killed outright → the watchdog (DockerEngine.watchdog) removes it.
  *
  * stdio: stdout and stderr always go straight from the engine CLI to the client. stdin does too
@@ -19,7 +19,7 @@ import type { Logger } from '../log.js';
  * mcpbox copies stdin through itself to see its end.
  */
 export interface SuperviseOptions {
-  readonly engine: Pick<DockerEngine, 'run' | 'remove' | 'watchdog' | 'exitCause'>;
+  readonly engine: Pick<DockerEngine, 'run' | 'remove' | 'watchdog' | 'exitCause' | 'inspect' | 'call'>;
   readonly argv: readonly string[];
   /** The engine CLI's environment for this run (never forwarded values: those are in `envFile`). */
   readonly env: Readonly<Record<string, string>>;
@@ -115,6 +115,12 @@ export async function supervise(options: SuperviseOptions): Promise<number | 're
   }
   // The CLI itself was killed (not the server): the container may still be running.
   if (result.signal) await remove(`docker CLI ended by ${result.signal}`);
+  // At a terminal, a clean exit of the CLI with the container still running is Ctrl-C (its detach key).
+  if (options.tty && result.exitCode === 0 && !removal && (await engine.inspect([name])).containers.get(name)?.running) {
+    const code = await afterDetach(options, remove, signals);
+    watchdog.release();
+    return code;
+  }
   if (removal) await removal;
   watchdog.release();
   // SIGKILL that mcpbox didn't send: say who did, or nobody will know why the server vanished.
@@ -164,4 +170,27 @@ async function explainKill(options: SuperviseOptions, startedAt: Date): Promise<
   } else if (cause === 'killed') {
     options.log.warn('the server was killed from outside mcpbox (docker kill or stop, or the engine restarted): exit 137');
   }
+}
+
+/**
+ * Terminal mode: Ctrl-C is the engine CLI's detach key (`--detach-keys ctrl-c`), so the terminal
+ * comes back at once and mcpbox sees it; in a raw terminal it would go to the container alone, where
+ * a server may ignore it. The server then gets SIGINT and the grace period to exit, then its
+ * container is removed; a second Ctrl-C (now an ordinary signal to mcpbox) removes it at once.
+ */
+async function afterDetach(options: SuperviseOptions, remove: (why: string) => Promise<void>, signals: NodeJS.EventEmitter): Promise<number> {
+  const { engine, name, graceMs } = options;
+  const exited = (async () => {
+    while ((await engine.inspect([name])).containers.get(name)?.running) await new Promise((resolve) => setTimeout(resolve, 200));
+  })();
+  const target: StopTarget = { exited, signal: (signal) => void engine.call(['kill', '--signal', signal, name]).catch(() => {}), remove };
+  const onSignal = () => void remove('second Ctrl-C');
+  for (const signal of FORWARDED_SIGNALS) signals.on(signal, onSignal);
+  try {
+    await stagedStop(target, { graceMs, signal: 'SIGINT', removeWhy: `server still running ${graceMs / 1000} s after Ctrl-C` });
+    await exited;
+  } finally {
+    for (const signal of FORWARDED_SIGNALS) signals.off(signal, onSignal);
+  }
+  return 128 + constants.signals.SIGINT;
 }

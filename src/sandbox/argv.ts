@@ -13,7 +13,8 @@ export function runArgv(spec: ContainerSpec, envFile?: string): string[] {
     'run',
     '--rm',
     '--interactive',
-    ...(spec.tty ? ['--tty'] : []),
+    // At a terminal, Ctrl-C detaches the CLI: mcpbox then stops the server (src/lifecycle/supervise.ts).
+    ...(spec.tty ? ['--tty', '--detach-keys', 'ctrl-c'] : []),
     // tini as PID 1: signals reach the server and zombies are reaped.
     '--init',
     '--name',

@@ -21,7 +21,8 @@ async function inTerminal(line: string, cwd: string, env: Record<string, string>
 describe.skipIf(!engine)('terminal tools', () => {
   const state = quietStateDir();
   const project = mkdtempSync(join(tmpdir(), 'mcpbox-e2e-project-'));
-  const env = testEnv({ XDG_STATE_HOME: state });
+  // npm's own "yes" setting (npm test passes the user's npm config down) would skip the question.
+  const env = testEnv({ XDG_STATE_HOME: state, npm_config_yes: '', NPM_CONFIG_YES: '' });
   const mcpbox = `${quote(process.execPath)} ${quote(MCPBOX)}`;
 
   beforeAll(async () => {
@@ -72,5 +73,27 @@ describe.skipIf(!engine)('terminal tools', () => {
     const result = await inTerminal(`${mcpbox} run npx --no cowsay@1.5.0 x`, project, env);
     expect(result.exitCode).toBe(1);
     expect(result.output).toMatch(/npx canceled: cowsay@1\.5\.0 is not installed yet and --no was given/);
+  });
+
+  it('Ctrl-C ends even a server that ignores it, within the grace period, and leaves no container', async () => {
+    const stubborn = 'process.on("SIGINT",()=>console.log("ignored"));console.log("ready-for-ctrl-c");setInterval(()=>{},1000)';
+    const line = `${mcpbox} run npx -y -p cowsay -c ${quote(`node -e '${stubborn}'`)}`;
+    const before = (await execa('docker', ['ps', '-q', '--filter', 'label=dev.mcpbox.owner-pid'])).stdout;
+    const child = execa('script', ['-qec', line, '/dev/null'], { cwd: project, env, reject: false, timeout: 120_000 });
+    let output = '';
+    let pressed = 0;
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (!pressed && output.includes('ready-for-ctrl-c')) {
+        pressed = Date.now();
+        child.stdin!.write('\u0003');
+      }
+    });
+    const result = await child;
+    expect(pressed).toBeGreaterThan(0);
+    // The grace period is 2 s: SIGINT, then the container is removed.
+    expect(Date.now() - pressed).toBeLessThan(12_000);
+    expect(result.exitCode).toBe(130);
+    expect((await execa('docker', ['ps', '-q', '--filter', 'label=dev.mcpbox.owner-pid'])).stdout).toBe(before);
   });
 });

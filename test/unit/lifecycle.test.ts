@@ -36,11 +36,23 @@ function fakeEngine() {
     },
     remove: async (names: readonly string[]) => {
       events.push(`remove ${names.join(',')}`);
+      engine.running = false;
       finish({ exitCode: 137 });
     },
     watchdog: (name: string) => {
       events.push(`watchdog ${name}`);
       return { release: () => events.push('watchdog released') };
+    },
+    /** Whether the container still runs after the CLI exits (at a terminal: Ctrl-C, the detach key). */
+    running: false,
+    inspect: async (names: readonly string[]) => ({
+      missing: new Set<string>(),
+      volumeIds: new Map<string, string>(),
+      containers: new Map(names.map((n) => [n, { running: engine.running, status: engine.running ? 'running' : 'exited', labels: {} }])),
+    }),
+    call: async (args: readonly string[]) => {
+      events.push(args.join(' '));
+      return { exitCode: 0, stdout: '', stderr: '' };
     },
     cause: undefined as 'oom' | 'killed' | undefined,
     exitCause: async (name: string) => {
@@ -102,6 +114,31 @@ describe('supervise', () => {
     fake.finish({ exitCode: 0 });
     await result;
     expect(fake.runOptions()).toMatchObject({ stdin: 'inherit', detached: false });
+  });
+
+  it('in a terminal, Ctrl-C (the detach key) ends even a server that ignores it: SIGINT, the grace period, removed; exit 130', async () => {
+    const fake = fakeEngine();
+    const { result } = start(fake.engine, { tty: true });
+    fake.engine.running = true; // the CLI left, the container runs on
+    fake.finish({ exitCode: 0 });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(fake.events).toContain('kill --signal SIGINT box');
+    expect(fake.events.some((e) => e.startsWith('remove'))).toBe(false);
+    await vi.advanceTimersByTimeAsync(2100);
+    expect(await result).toBe(130);
+    expect(fake.events).toContain('remove box');
+  });
+
+  it('in a terminal, a second Ctrl-C after the first removes the container at once', async () => {
+    const fake = fakeEngine();
+    const { result, signals } = start(fake.engine, { tty: true });
+    fake.engine.running = true;
+    fake.finish({ exitCode: 0 });
+    await vi.advanceTimersByTimeAsync(100);
+    signals.emit('SIGINT', 'SIGINT');
+    await vi.advanceTimersByTimeAsync(300);
+    expect(await result).toBe(130);
+    expect(fake.events.filter((e) => e === 'remove box')).toHaveLength(1);
   });
 
   it('with a hang-up watcher: stdin goes straight to the engine, and its end still stops a stubborn server', async () => {
