@@ -143,6 +143,8 @@ function refuse(policy, result, requested) {
     throw new Error(`npm-gate: unknown phase ${phase}`);
   }
 })().catch((error) => {
-  process.stderr.write(`mcpbox: the supply-chain check failed: ${error.message}\n`);
+  // fetch() says only "fetch failed"; its cause names the TLS or network error.
+  const cause = error.cause ? ` (${error.cause.code || error.cause.message})` : '';
+  process.stderr.write(`mcpbox: the supply-chain check could not read the registry: ${error.message}${cause}\n`);
   process.exitCode = 1;
 });

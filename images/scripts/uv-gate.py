@@ -58,4 +58,9 @@ def main(cutoff, newest_file, requirements):
     stamp = before.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     print(json.dumps({"cutoff": cutoff, "before": stamp, "packages": packages}, separators=(",", ":")))
 
-main(sys.argv[1], sys.argv[2], sys.argv[3:])
+try:
+    main(sys.argv[1], sys.argv[2], sys.argv[3:])
+except (OSError, ValueError) as error:
+    # One line, with urllib's reason (CERTIFICATE_VERIFY_FAILED behind a TLS-intercepting proxy).
+    sys.stderr.write("mcpbox: the supply-chain check could not read PyPI: %s\n" % getattr(error, "reason", error))
+    sys.exit(1)

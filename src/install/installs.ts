@@ -249,12 +249,13 @@ function installFailure(request: InstallRequest, locked: LockEntry | undefined, 
   // npm ends on where its log is (a path inside a volume): the error's code says more.
   const lines = stderr.trim().split('\n').filter((line) => !/A complete log of this run/.test(line));
   const npmCode = /npm (?:error|ERR!) code ([A-Z][A-Z0-9_]+)/.exec(stderr)?.[1];
-  const tls = (npmCode !== undefined && TLS_CODES.has(npmCode)) || /invalid peer certificate|UnknownIssuer|CERTIFICATE_VERIFY_FAILED|certificate verify failed/i.test(stderr);
+  const tls = [...TLS_CODES].some((tlsCode) => stderr.includes(tlsCode)) || /invalid peer certificate|UnknownIssuer|CERTIFICATE_VERIFY_FAILED|certificate verify failed/i.test(stderr);
+  const tlsCode = npmCode !== undefined && TLS_CODES.has(npmCode) ? npmCode : [...TLS_CODES].find((c) => stderr.includes(c));
   const last = tls
-    ? `${npmCode ?? 'TLS'}: the registry's certificate isn't trusted, which is what a TLS-intercepting proxy does`
+    ? `${tlsCode ?? 'TLS'}: the registry's certificate isn't trusted, which is what a TLS-intercepting proxy does`
     : npmCode && NPM_CODES[npmCode] ? `${npmCode}, ${NPM_CODES[npmCode]}` : (lines.pop() ?? '');
   const hint = tls
-    ? `set ${RUNNERS[request.runner].caEnv} (or NODE_EXTRA_CA_CERTS / SSL_CERT_FILE) to the proxy's CA bundle in the environment mcpbox runs in: it is mounted into every sandbox`
+    ? "set NODE_EXTRA_CA_CERTS (or SSL_CERT_FILE) to the proxy's CA bundle where mcpbox runs, and in your client's env block: it is mounted into every sandbox"
     : offline ? 'the first run of a server needs its registry: check the network, proxy and CA settings (mcpbox doctor)' : undefined;
   return new InstallError(`could not install ${what} (exit ${code})${last ? `: ${last}` : ''}`, hint, offline && !tls);
 }

@@ -226,8 +226,9 @@ describe('a failed install says its cause', () => {
 
   it.each([
     ['E404', `npm error code E404\nnpm error 404 Not Found - GET https://registry.npmjs.org/nope\n${LOG}`, /: E404, no such package \(or version\) on the registry: check the name$/, /see the install output/],
-    ['a TLS-intercepting proxy', `npm error code SELF_SIGNED_CERT_IN_CHAIN\nnpm error errno SELF_SIGNED_CERT_IN_CHAIN\n${LOG}`, /: SELF_SIGNED_CERT_IN_CHAIN: the registry's certificate isn't trusted, which is what a TLS-intercepting proxy does$/, /^set NODE_EXTRA_CA_CERTS .* mounted into every sandbox$/],
-    ['uv behind such a proxy', 'error: Request failed\n  Caused by: invalid peer certificate: UnknownIssuer', /: TLS: the registry's certificate isn't trusted/, /^set SSL_CERT_FILE /],
+    ['a TLS-intercepting proxy', `npm error code SELF_SIGNED_CERT_IN_CHAIN\nnpm error errno SELF_SIGNED_CERT_IN_CHAIN\n${LOG}`, /: SELF_SIGNED_CERT_IN_CHAIN: the registry's certificate isn't trusted, which is what a TLS-intercepting proxy does$/, /^set NODE_EXTRA_CA_CERTS \(or SSL_CERT_FILE\) .* mounted into every sandbox$/],
+    ['the supply-chain check behind such a proxy', 'mcpbox: the supply-chain check could not read the registry: fetch failed (SELF_SIGNED_CERT_IN_CHAIN)', /: SELF_SIGNED_CERT_IN_CHAIN: the registry's certificate isn't trusted/, /CA bundle/],
+    ['uv behind such a proxy', 'error: Request failed\n  Caused by: invalid peer certificate: UnknownIssuer', /: TLS: the registry's certificate isn't trusted/, /^set NODE_EXTRA_CA_CERTS \(or SSL_CERT_FILE\)/],
     ['anything else: its last line, never the log path', `npm error something odd\n${LOG}`, /: npm error something odd$/, /see the install output/],
   ])('%s', async (_what, stderr, message, hint) => {
     fake.state.installFailure = { exitCode: 1, stderr };
