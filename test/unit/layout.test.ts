@@ -16,6 +16,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['config/'],
   ['sandbox/'],
   ['install/'],
+  ['tools/'],
   ['lifecycle/'],
   ['clients/'],
   ['serve/'],
