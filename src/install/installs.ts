@@ -257,7 +257,8 @@ function installFailure(request: InstallRequest, locked: LockEntry | undefined, 
   const hint = tls
     ? "set NODE_EXTRA_CA_CERTS (or SSL_CERT_FILE) to the proxy's CA bundle where mcpbox runs, and in your client's env block: it is mounted into every sandbox"
     : offline ? 'the first run of a server needs its registry: check the network, proxy and CA settings (mcpbox doctor)' : undefined;
-  return new InstallError(`could not install ${what} (exit ${code})${last ? `: ${last}` : ''}`, hint, offline && !tls);
+  // Either way a refresh falls back to what is locked (lockedServer): the server still starts.
+  return new InstallError(`could not install ${what} (exit ${code})${last ? `: ${last}` : ''}`, hint, offline || tls);
 }
 
 /** npm's codes for a certificate it doesn't trust. */
