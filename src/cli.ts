@@ -109,6 +109,22 @@ const COMMANDS: readonly CommandEntry[] = [
     run: async (ctx, [flags]) => (await import('./commands/doctor.js')).doctor(flags as { json?: boolean }, ctx),
   },
   {
+    name: 'tools',
+    define: (c) =>
+      c
+        .description("what a server's tools pin holds, what changed since, and accepting the change (MCP-aware protection)")
+        .argument('<package>', 'a locked server, e.g. @modelcontextprotocol/server-everything')
+        .option('--diff', 'show the changed tools as the server offers them now')
+        .option('--accept', 'pin what the server offered in its last changed tools/list')
+        .option('--json', 'print JSON'),
+    run: async (ctx, [name, flags]) => (await import('./commands/tools.js')).tools(name as string, flags as { diff?: boolean; accept?: boolean; json?: boolean }, ctx),
+  },
+  {
+    name: 'log',
+    define: (c) => c.description('the audit trail of tool calls: time, server, tool, sizes, duration, error (never argument values)').argument('[package]', 'only this server').option('--json', 'print JSON lines'),
+    run: async (ctx, [name, flags]) => (await import('./commands/tools.js')).log(name as string | undefined, flags as { json?: boolean }, ctx),
+  },
+  {
     name: 'images',
     define: (c) =>
       c

@@ -46,10 +46,22 @@ export interface Settings {
   minReleaseAge?: string | number;
   /** npm registry signatures and provenance: warn (default), require or off (src/install/gates.ts). */
   provenance?: ProvenancePolicy;
+  /** A server's tools that differ from its pin: hidden and refused (block, the default), said (warn), or not compared (off). */
+  toolChanges?: ToolChangesPolicy;
+  /** Which tools a server may offer and be called with (src/tools/policy.ts). */
+  tools?: ToolPolicy;
+}
+
+export type ToolChangesPolicy = 'block' | 'warn' | 'off';
+
+/** `tools: { allow: [...] }` or `{ deny: [...] }`: names of a server's tools. */
+export interface ToolPolicy {
+  readonly allow?: readonly string[];
+  readonly deny?: readonly string[];
 }
 
 /** What a package's entry may set: the same settings, scoped to runs of that package. */
-export type PackagePolicy = Pick<Settings, 'env' | 'network' | 'memory' | 'cpus' | 'pids' | 'mounts' | 'grace' | 'egress' | 'imageVariant' | 'minReleaseAge' | 'provenance'> & { image?: string };
+export type PackagePolicy = Pick<Settings, 'env' | 'network' | 'memory' | 'cpus' | 'pids' | 'mounts' | 'grace' | 'egress' | 'imageVariant' | 'minReleaseAge' | 'provenance' | 'toolChanges' | 'tools'> & { image?: string };
 
 export interface ConfigProblem {
   file: string;
@@ -72,8 +84,8 @@ export function sizeInBytes(size: string): number {
   const unit = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
   return Number(match[1]) * unit;
 }
-const KNOWN_KEYS = ['images', 'baseImages', 'imageVariant', 'memory', 'cpus', 'pids', 'network', 'env', 'grace', 'docker', 'mounts', 'autoMount', 'packages', 'updateInterval', 'cacheLimit', 'egress', 'installEgress', 'minReleaseAge', 'provenance'] as const;
-const POLICY_KEYS = ['env', 'network', 'memory', 'cpus', 'pids', 'mounts', 'grace', 'image', 'egress', 'imageVariant', 'minReleaseAge', 'provenance'] as const;
+const KNOWN_KEYS = ['images', 'baseImages', 'imageVariant', 'memory', 'cpus', 'pids', 'network', 'env', 'grace', 'docker', 'mounts', 'autoMount', 'packages', 'updateInterval', 'cacheLimit', 'egress', 'installEgress', 'minReleaseAge', 'provenance', 'toolChanges', 'tools'] as const;
+const POLICY_KEYS = ['env', 'network', 'memory', 'cpus', 'pids', 'mounts', 'grace', 'image', 'egress', 'imageVariant', 'minReleaseAge', 'provenance', 'toolChanges', 'tools'] as const;
 const MOUNT_ENTRY = /^.+?(?::(?:ro|rw))?$/s;
 
 /** Pure: checks one file's contents. Problems name the file and the key. */
@@ -158,7 +170,7 @@ export function validateSettings(raw: unknown, file: string): { settings: Settin
   return { settings, problems };
 }
 
-type Scalars = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'network' | 'env' | 'grace' | 'mounts' | 'egress' | 'imageVariant' | 'minReleaseAge' | 'provenance'>;
+type Scalars = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'network' | 'env' | 'grace' | 'mounts' | 'egress' | 'imageVariant' | 'minReleaseAge' | 'provenance' | 'toolChanges' | 'tools'>;
 
 /** The settings a top-level file and a package entry share. */
 function validateScalars(input: Record<string, unknown>, prefix: string, problem: (key: string, message: string) => void): Scalars {
@@ -199,6 +211,17 @@ function validateScalars(input: Record<string, unknown>, prefix: string, problem
   if (input.provenance !== undefined) {
     if (input.provenance === 'warn' || input.provenance === 'require' || input.provenance === 'off') out.provenance = input.provenance;
     else problem(`${prefix}provenance`, 'must be "warn", "require" or "off"');
+  }
+  if (input.toolChanges !== undefined) {
+    if (input.toolChanges === 'block' || input.toolChanges === 'warn' || input.toolChanges === 'off') out.toolChanges = input.toolChanges;
+    else problem(`${prefix}toolChanges`, 'must be "block", "warn" or "off"');
+  }
+  if (input.tools !== undefined) {
+    const tools = input.tools as Record<string, unknown>;
+    const names = (list: unknown) => list === undefined || (Array.isArray(list) && list.every((n) => typeof n === 'string' && n !== ''));
+    if (typeof tools === 'object' && tools !== null && !Array.isArray(tools) && Object.keys(tools).every((k) => k === 'allow' || k === 'deny') && names(tools.allow) && names(tools.deny)) {
+      out.tools = { ...(tools.allow !== undefined && { allow: tools.allow as string[] }), ...(tools.deny !== undefined && { deny: tools.deny as string[] }) };
+    } else problem(`${prefix}tools`, 'must be like { "allow": ["tool", …] } or { "deny": ["tool", …] }');
   }
   if (input.imageVariant !== undefined) {
     if (input.imageVariant === 'browser') out.imageVariant = 'browser';
@@ -333,7 +356,18 @@ export function projectProblems(settings: Settings, file: string, place: Project
   return problems;
 }
 
-type Narrowable = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'grace' | 'network' | 'autoMount' | 'cacheLimit' | 'egress' | 'minReleaseAge' | 'provenance'>;
+type Narrowable = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'grace' | 'network' | 'autoMount' | 'cacheLimit' | 'egress' | 'minReleaseAge' | 'provenance' | 'toolChanges' | 'tools'>;
+
+const TOOL_CHANGES_STRICTNESS: Record<ToolChangesPolicy, number> = { off: 0, warn: 1, block: 2 };
+
+/** A project's tool policy on the user's: only narrower (allow lists intersect, deny lists add up). */
+export function narrowToolPolicy(user: ToolPolicy | undefined, project: ToolPolicy | undefined): ToolPolicy | undefined {
+  if (!project) return user;
+  if (!user) return project;
+  const allow = user.allow && project.allow ? user.allow.filter((n) => project.allow!.includes(n)) : (user.allow ?? project.allow);
+  const deny = [...new Set([...(user.deny ?? []), ...(project.deny ?? [])])];
+  return { ...(allow && { allow }), ...(deny.length > 0 && { deny }) };
+}
 
 const PROVENANCE_STRICTNESS: Record<ProvenancePolicy, number> = { off: 0, warn: 1, require: 2 };
 
@@ -351,6 +385,8 @@ function tighter(base: Narrowable, project: Narrowable): Narrowable {
   // A longer cooldown and a stricter provenance policy narrow; a shorter or looser one is ignored.
   if (project.minReleaseAge !== undefined && parseReleaseAge(project.minReleaseAge)! > supplyGates(base).minReleaseAgeHours) out.minReleaseAge = project.minReleaseAge;
   if (project.provenance !== undefined && PROVENANCE_STRICTNESS[project.provenance] > PROVENANCE_STRICTNESS[supplyGates(base).provenance]) out.provenance = project.provenance;
+  if (project.toolChanges !== undefined && TOOL_CHANGES_STRICTNESS[project.toolChanges] > TOOL_CHANGES_STRICTNESS[base.toolChanges ?? 'block']) out.toolChanges = project.toolChanges;
+  if (project.tools !== undefined) out.tools = narrowToolPolicy(base.tools, project.tools)!;
   return out;
 }
 

@@ -35,6 +35,8 @@ export interface EngineProcess {
   readonly stdin: Writable | null;
   /** Present when stderr is 'pipe'. */
   readonly stderr: Readable | null;
+  /** Present when stdout is 'pipe'. */
+  readonly stdout: Readable | null;
   kill(signal: NodeJS.Signals): boolean;
   readonly exit: Promise<{ exitCode: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -359,11 +361,11 @@ export class DockerEngine {
    */
   run(
     argv: readonly string[],
-    options: { env: Readonly<Record<string, string>>; stdin: RunStdin; stderr?: 'inherit' | 'pipe'; detached: boolean; envFile?: EnvFile | undefined },
+    options: { env: Readonly<Record<string, string>>; stdin: RunStdin; stdout?: 'inherit' | 'pipe'; stderr?: 'inherit' | 'pipe'; detached: boolean; envFile?: EnvFile | undefined },
   ): EngineProcess {
     const child = spawn(this.bin, argv, {
       env: options.env,
-      stdio: [options.stdin, 'inherit', options.stderr ?? 'inherit'],
+      stdio: [options.stdin, options.stdout ?? 'inherit', options.stderr ?? 'inherit'],
       detached: options.detached,
       windowsHide: true,
     });
@@ -375,7 +377,7 @@ export class DockerEngine {
       child.once('close', (exitCode, signal) => resolve({ exitCode, signal }));
     });
     void exit.finally(() => options.envFile?.close()).catch(() => {});
-    return { pid: child.pid, stdin: child.stdin, stderr: child.stderr, kill: (signal) => child.kill(signal), exit };
+    return { pid: child.pid, stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, kill: (signal) => child.kill(signal), exit };
   }
 
   /** `docker run` with stdin, stdout and stderr piped: for serve, where messages go through mcpbox. */

@@ -82,7 +82,8 @@ export async function lockedServer(site: InstallSite, request: InstallRequest, p
       }
       if (entry && entry.version !== fresh.entry.version) site.log.info(`updated ${entry.name} ${entry.version} → ${fresh.entry.version}`);
       // What the server may reach stays what it was: a new version (when a hijack strikes) gets no more.
-      writeLockEntry(places.lockPath, key, entry?.egress ? { ...fresh.entry, egress: entry.egress } : fresh.entry);
+      // Nor does it offer other tools unseen: the pin stays, and a new version's tools are a change to accept.
+      writeLockEntry(places.lockPath, key, { ...fresh.entry, ...(entry?.egress && { egress: entry.egress }), ...(entry?.tools && { tools: entry.tools }) });
       writeInstall(places.stateDir, recordKey, fresh.record);
       return fresh;
     } catch (error) {

@@ -42,6 +42,12 @@ export interface LockEntry {
     readonly packages: number;
     readonly provenance: readonly string[];
   };
+  /** What the server offers, pinned in its first session (src/tools/pin.ts); changes are refused until accepted. */
+  readonly tools?: {
+    readonly names: string;
+    readonly tools: Readonly<Record<string, { readonly hash: string; readonly fields: Readonly<Record<string, string>>; readonly descriptionLength: number }>>;
+    readonly version?: string;
+  };
   /** The hosts the server may reach: learned in its first session, or edited with mcpbox allow/deny. */
   readonly egress?: readonly string[];
 }

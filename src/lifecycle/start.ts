@@ -7,7 +7,8 @@ import type { EgressAccess } from '../egress/access.js';
 import { egressAccessFor, prepare } from '../install/prepare.js';
 import { serverEgress } from './egress.js';
 import { launchSpec } from '../install/specs.js';
-import { needsRefresh } from '../install/lock.js';
+import { lockKey, needsRefresh } from '../install/lock.js';
+import { type SessionPlaces, sessionRelay } from '../tools/session.js';
 import { engineLaunch } from '../sandbox/argv.js';
 import { dataOwner, type RunPlan } from '../sandbox/plan.js';
 import type { ContainerSpec } from '../sandbox/spec.js';
@@ -115,8 +116,22 @@ function starter(input: StartInput): (spec: ContainerSpec, verify?: () => Promis
       log: ctx.log,
       watchEof,
       ...(verify && { verify }),
+      ...(protects(input) && { relay: { ...sessionRelay(sessionPlaces(input), settings, ctx.log), stdout: ctx.stdout } }),
     });
   };
+}
+
+/**
+ * An MCP client's session goes through the tools relay (src/tools/relay.ts): pins, tool policy,
+ * audit. A terminal's doesn't: a person, not a model, reads it.
+ */
+function protects(input: StartInput): boolean {
+  return input.plan.client && !input.plan.spec.tty;
+}
+
+function sessionPlaces(input: StartInput): SessionPlaces {
+  const server = input.locked?.request.name ?? input.plan.input.invocation.packages[0]?.name ?? input.plan.input.invocation.runner;
+  return { stateDir: input.stateDir, server, ...(input.locked && { lock: { path: input.locked.lockPath, key: lockKey(input.locked.request) } }) };
 }
 
 /** The grace period a server gets after its input ends or a signal (the `grace` setting, 2 s by default). */

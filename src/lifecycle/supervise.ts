@@ -1,4 +1,5 @@
 import { constants } from 'node:os';
+import { finished } from 'node:stream/promises';
 import type { DockerEngine, EngineProcess } from '../engine/docker.js';
 import type { EnvFile } from '../engine/env-file.js';
 import { stagedStop, type StopTarget } from './shutdown.js';
@@ -46,6 +47,11 @@ export interface SuperviseOptions {
   readonly signals?: NodeJS.EventEmitter;
   /** The memory limit, for the message when the server ran out of it. */
   readonly memory?: string;
+  /**
+   * MCP-aware protection (src/tools/relay.ts): the session's messages go through mcpbox, both ways,
+   * instead of straight between the client and the engine CLI; stdout is where the client reads.
+   */
+  readonly relay?: { readonly toServer: NodeJS.ReadWriteStream; readonly toClient: NodeJS.ReadWriteStream; readonly stdout: NodeJS.WritableStream };
 }
 
 export const FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -64,12 +70,15 @@ export async function supervise(options: SuperviseOptions): Promise<number | 're
   const startedAt = new Date();
   // Own process group unless in a terminal: a Ctrl-C or a group kill reaches mcpbox only, which
   // passes it on exactly once (docker run proxies signals it receives to the server).
-  const watchEof = options.tty || !options.stopOnEof ? undefined : options.watchEof;
-  const copyStdin = !options.tty && options.stopOnEof && !watchEof;
+  const relay = options.tty ? undefined : options.relay;
+  // Through the relay mcpbox reads stdin itself, so it sees its end without a watcher.
+  const watchEof = options.tty || !options.stopOnEof || relay ? undefined : options.watchEof;
+  const copyStdin = (!options.tty && options.stopOnEof && !watchEof) || Boolean(relay);
   // The engine first (it is what the client waits for), then the helpers around it.
   const child = engine.run(options.argv, {
     env: options.env,
     stdin: copyStdin ? 'pipe' : 'inherit',
+    ...(relay && { stdout: 'pipe' as const }),
     stderr: options.verify ? 'pipe' : 'inherit',
     detached: !options.tty,
     envFile: options.envFile,
@@ -98,11 +107,13 @@ export async function supervise(options: SuperviseOptions): Promise<number | 're
     void stagedStop(target, { graceMs, signal, removeWhy: `server still running ${graceMs / 1000} s after ${signal}` });
   };
   if (!options.tty) for (const signal of FORWARDED_SIGNALS) signals.on(signal, onSignal);
-  const unpipe = pipeStdin(options.stdin, child.stdin, onEnd);
+  const unpipe = relay ? relayStdio(options.stdin, child, relay, onEnd) : pipeStdin(options.stdin, child.stdin, onEnd);
 
   let result: { exitCode: number | null; signal: NodeJS.Signals | null };
   try {
     result = await child.exit;
+    // Everything the server wrote reaches the client before mcpbox exits.
+    if (relay && child.stdout) await finished(relay.toClient).catch(() => {});
     if (verified && (await verified) === 'retry') {
       if (removal) await removal;
       watchdog.release();
@@ -152,6 +163,25 @@ function holdStderrUntilVerified(options: SuperviseOptions, child: EngineProcess
 }
 
 /** Copies the client's stdin to the engine when mcpbox must see its end itself; returns the undo. */
+/**
+ * The session through the relay: stdin → relay → the engine CLI, the CLI's stdout → relay → stdout.
+ * stdout stays open (it is mcpbox's); the input's end is still the client's end.
+ */
+function relayStdio(stdin: NodeJS.ReadableStream, child: EngineProcess, relay: NonNullable<SuperviseOptions['relay']>, onEnd: () => void): () => void {
+  if (child.stdin) {
+    child.stdin.on('error', () => {}); // EPIPE once the engine has gone; its exit is what counts.
+    stdin.pipe(relay.toServer).pipe(child.stdin);
+  }
+  // A client gone mid-write (EPIPE) ends the session through stdin's end, not a crash.
+  relay.stdout.on('error', () => {});
+  child.stdout?.pipe(relay.toClient).pipe(relay.stdout, { end: false });
+  stdin.once('end', onEnd);
+  return () => {
+    stdin.unpipe(relay.toServer);
+    stdin.off('end', onEnd);
+  };
+}
+
 function pipeStdin(stdin: NodeJS.ReadableStream, input: EngineProcess['stdin'], onEnd: () => void): () => void {
   if (!input) return () => {};
   input.on('error', () => {}); // EPIPE once the engine has gone; its exit is what counts.

@@ -36,6 +36,8 @@ export interface ToolPin {
   /** sha256 of the sorted names: the set itself. */
   readonly names: string;
   readonly tools: Readonly<Record<string, PinnedTool>>;
+  /** The server's version when pinned: a change under the same version is reported as such. */
+  readonly version?: string;
 }
 
 export interface ToolChange {

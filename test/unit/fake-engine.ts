@@ -90,7 +90,7 @@ export function fakeEngine(options: { bin?: string } = {}): { engine: DockerEngi
     run: (argv: readonly string[]) => {
       state.calls.push('run');
       state.runs.push([...argv]);
-      return { pid: 1, stdin: null, stderr: null, kill: () => true, exit: Promise.resolve({ exitCode: state.exitCode, signal: null }) };
+      return { pid: 1, stdin: null, stdout: null, stderr: null, kill: () => true, exit: Promise.resolve({ exitCode: state.exitCode, signal: null }) };
     },
     remove: async (names: readonly string[]) => {
       state.calls.push(`remove ${names.join(' ')}`);

@@ -21,6 +21,7 @@ function fakeEngine() {
   const child = {
     pid: 1,
     stdin,
+    stdout: new PassThrough() as PassThrough | null,
     stderr: stderr as PassThrough | null,
     kill: (signal: NodeJS.Signals) => {
       events.push(`kill ${signal}`);

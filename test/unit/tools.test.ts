@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { appendAudit } from '../../src/tools/audit.js';
 import { canonicalJson, compareTools, pinTools } from '../../src/tools/pin.js';
-import { narrowToolPolicy, toolAllowed } from '../../src/tools/policy.js';
+import { toolAllowed } from '../../src/tools/policy.js';
+import { narrowToolPolicy } from '../../src/config/settings.js';
 import { poisonFindings } from '../../src/tools/poison.js';
 
 /** #17's pure core: pins, diffs, poisoning heuristics, allow/deny, the audit file. Not yet wired into run/serve. */
