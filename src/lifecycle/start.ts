@@ -123,10 +123,13 @@ function starter(input: StartInput): (spec: ContainerSpec, verify?: () => Promis
 
 /**
  * An MCP client's session goes through the tools relay (src/tools/relay.ts): pins, tool policy,
- * audit. A terminal's doesn't: a person, not a model, reads it.
+ * audit. A terminal's doesn't (a person, not a model, reads it), and neither does one with
+ * `toolChanges: off` and no tool policy: its data path stays the raw one (the engine CLI holds the
+ * client's stdin and stdout), without an audit.
  */
 function protects(input: StartInput): boolean {
-  return input.plan.client && !input.plan.spec.tty;
+  const { settings } = input;
+  return input.plan.client && !input.plan.spec.tty && ((settings.toolChanges ?? 'block') !== 'off' || settings.tools !== undefined);
 }
 
 function sessionPlaces(input: StartInput): SessionPlaces {

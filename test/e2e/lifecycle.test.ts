@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -48,14 +48,29 @@ describe.skipIf(!engine)('no orphans: the container lives exactly as long as its
     await gone(run.pid, 5_000);
   });
 
-  it('with the watcher, the engine CLI reads the client’s stdin itself (no copy through mcpbox)', async () => {
-    const run = await startRaw(STUBBORN_ARGS);
+  it('toolChanges off, no tool policy: with the watcher, the engine CLI reads the client’s stdin itself (no copy through mcpbox)', async () => {
+    const config = join(WORKDIR, 'tool-changes-off.json');
+    writeFileSync(config, JSON.stringify({ toolChanges: 'off' }));
+    const run = await startRaw(STUBBORN_ARGS, testEnv({ STUBBORN_SERVER, MCPBOX_CONFIG: config }));
     const cli = childrenOf(run.pid).find((c) => c.argv.includes('run') && c.argv.includes('--rm'))!;
     const inode = (pid: number) => readlinkSync(`/proc/${pid}/fd/0`);
     expect(inode(cli.pid)).toBe(inode(run.pid));
     expect(childrenOf(run.pid).some((c) => /perl|python/.test(c.argv[0] ?? ''))).toBe(true);
     run.child.stdin!.end();
     await run.child;
+    await gone(run.pid, 10_000);
+    rmSync(config, { force: true });
+  });
+
+  it('by default a client’s session goes through the tools relay: mcpbox reads the client, the engine CLI reads mcpbox', async () => {
+    const run = await startRaw(STUBBORN_ARGS);
+    const cli = childrenOf(run.pid).find((c) => c.argv.includes('run') && c.argv.includes('--rm'))!;
+    const inode = (pid: number) => readlinkSync(`/proc/${pid}/fd/0`);
+    expect(inode(cli.pid)).not.toBe(inode(run.pid));
+    expect(childrenOf(run.pid).some((c) => /perl|python/.test(c.argv[0] ?? ''))).toBe(false);
+    run.child.stdin!.end();
+    const result = await run.child;
+    expect(result.stderr).toMatch(/input closed 2 s ago and the server is still running: sending SIGTERM/);
     await gone(run.pid, 10_000);
   });
 
