@@ -1,11 +1,10 @@
-import { statSync } from 'node:fs';
 import { join as shellJoin } from 'shlex';
 import { settingsFor } from '../config/files.js';
 import { applyPackagePolicies } from '../config/settings.js';
 import { locateEngine } from '../engine/locate.js';
 import type { CommandContext } from './context.js';
 import { egressVolume, readEgressKey } from '../egress/proxy.js';
-import { hostOwner } from '../host.js';
+import { hostOwner, realHostFs } from '../host.js';
 import { installedServer } from '../install/installs.js';
 import { serverEgress } from '../lifecycle/egress.js';
 import { type InstallRequest, installRequest, lockKey } from '../install/lock.js';
@@ -34,7 +33,8 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
   const settings = withFlags(configured, flags);
   // The project's own tool (npx tsc in a typescript project) runs as npx would run it, from the
   // project, mounted: nothing is installed or locked for it.
-  const local = (RUNNERS[invocation.runner] as RunnerSpec).localBin?.(invocation, ctx.cwd, isFile);
+  const fs = ctx.fs ?? realHostFs;
+  const local = (RUNNERS[invocation.runner] as RunnerSpec).localBin?.(invocation, ctx.cwd, (path) => fs.kind(path) === 'file');
   const plan = planRun(invocation, settings, local ? { ...flags, mount: [...flags.mount, local.root] } : flags, ctx);
   const request = flags.lock && !local ? installRequest(invocation) : undefined;
   const locked = request && { request, lockPath: findLock(ctx.cwd, state).path };
@@ -62,14 +62,6 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
   sweepSoon(engine, hostProbe(), ctx.log, state);
   return startServer({ engine, engineEnv, ctx, plan, settings, locked, lockPath: findLock(ctx.cwd, state).path, stateDir: state, stopOnEof: flags.stopOnEof && plan.client });
 }
-
-const isFile = (path: string) => {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-};
 
 /**
  * Like npx: a package this lock doesn't have yet is confirmed at a terminal unless -y was given
