@@ -83,9 +83,10 @@ export async function lockedServer(site: InstallSite, request: InstallRequest, p
       if (entry && entry.version !== fresh.entry.version) site.log.info(`updated ${entry.name} ${entry.version} → ${fresh.entry.version}`);
       // What the server may reach stays what it was: a new version (when a hijack strikes) gets no more.
       // Nor does it offer other tools unseen: the pin stays, and a new version's tools are a change to accept.
-      writeLockEntry(places.lockPath, key, { ...fresh.entry, ...(entry?.egress && { egress: entry.egress }), ...(entry?.tools && { tools: entry.tools }) });
+      const written: LockEntry = { ...fresh.entry, ...(entry?.egress && { egress: entry.egress }), ...(entry?.tools && { tools: entry.tools }) };
+      writeLockEntry(places.lockPath, key, written);
       writeInstall(places.stateDir, recordKey, fresh.record);
-      return fresh;
+      return { entry: written, record: fresh.record };
     } catch (error) {
       // Offline, with a working lock: start what is locked rather than nothing.
       if (!(entry && !places.force && error instanceof InstallError && error.offline)) throw error;

@@ -7,7 +7,7 @@ import type { EgressAccess } from '../egress/access.js';
 import { egressAccessFor, prepare } from '../install/prepare.js';
 import { serverEgress } from './egress.js';
 import { launchSpec } from '../install/specs.js';
-import { lockKey, needsRefresh } from '../install/lock.js';
+import { type LockEntry, lockKey, needsRefresh } from '../install/lock.js';
 import { type SessionPlaces, sessionRelay } from '../tools/session.js';
 import { engineLaunch } from '../sandbox/argv.js';
 import { dataOwner, type RunPlan } from '../sandbox/plan.js';
@@ -79,7 +79,7 @@ async function startIn(input: StartInput, plan: RunPlan, access: EgressAccess): 
         }
         return why ? 'retry' : 'ok';
       });
-    const outcome = await start(launchSpec(plan, locked.request, warm.entry, warm.record), verify);
+    const outcome = await start(launchSpec(plan, locked.request, warm.entry, warm.record), verify, warm.entry);
     if (outcome !== 'retry') return outcome;
     ctx.log.warn(`${why}: preparing it again`);
   }
@@ -89,17 +89,18 @@ async function startIn(input: StartInput, plan: RunPlan, access: EgressAccess): 
   const spec = prepared.server && locked ? launchSpec(plan, locked.request, prepared.server.entry, prepared.server.record) : plan.spec;
   // After an install, the last line is not "installing…": the server is starting.
   if (prepared.server && !installed) ctx.log.info(`starting ${prepared.server.entry.name}@${prepared.server.entry.version}`);
-  const outcome = await start(spec);
+  const outcome = await start(spec, undefined, prepared.server?.entry);
   // Only a checked (warm) start can ask to be retried.
   if (outcome === 'retry') throw new Error('unexpected retry of a checked start');
   return outcome;
 }
 
 /** Starts a spec under supervision: its env file, stdin, signals, the end-of-input rule, the watchdog. */
-function starter(input: StartInput): (spec: ContainerSpec, verify?: () => Promise<'ok' | 'retry'>) => Promise<number | 'retry'> {
+function starter(input: StartInput): (spec: ContainerSpec, verify?: () => Promise<'ok' | 'retry'>, entry?: LockEntry) => Promise<number | 'retry'> {
   const { engine, ctx, settings } = input;
   const watchEof = eofWatcher(ctx.env);
-  return (spec, verify) => {
+  // `entry`: the locked server's lock entry, already read on the way here (its tools pin).
+  return (spec, verify, entry) => {
     claimDataVolume(input.plan, input.stateDir);
     const launch = engineLaunch(spec, input.engineEnv, (lines) => engine.envFile(lines));
     return supervise({
@@ -116,7 +117,7 @@ function starter(input: StartInput): (spec: ContainerSpec, verify?: () => Promis
       log: ctx.log,
       watchEof,
       ...(verify && { verify }),
-      ...(protects(input) && { relay: { ...sessionRelay(sessionPlaces(input), settings, ctx.log), stdout: ctx.stdout } }),
+      ...(protects(input) && { relay: { ...sessionRelay(sessionPlaces(input), entry, settings, ctx.log), stdout: ctx.stdout } }),
     });
   };
 }

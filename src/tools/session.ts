@@ -32,8 +32,8 @@ export interface SeenTools {
   readonly tools: readonly OfferedTool[];
 }
 
-export function sessionRelay(places: SessionPlaces, settings: Pick<Settings, 'toolChanges' | 'tools'>, log: Logger): Relay {
-  const entry: LockEntry | undefined = places.lock ? readLock(places.lock.path).servers[places.lock.key] : undefined;
+/** `entry`: the locked server's lock entry as the start read it (undefined for what isn't locked). */
+export function sessionRelay(places: SessionPlaces, entry: LockEntry | undefined, settings: Pick<Settings, 'toolChanges' | 'tools'>, log: Logger): Relay {
   return createRelay({
     server: places.server,
     review: `mcpbox tools ${places.server}`,
