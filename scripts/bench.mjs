@@ -7,7 +7,9 @@
 //   docker + npx             docker run <mcpbox's flags> … npx -y <pkg>, warm npm cache
 //   docker + installed       docker run <mcpbox's flags> … <installed entry point>: the floor
 //   mcpbox cold              mcpbox run, lock entry and cache volume removed first
-//   mcpbox warm              mcpbox run, locked and installed
+//   mcpbox warm              mcpbox run, locked and installed: the client's messages through the
+//                            tools relay (pins, audit)
+//   mcpbox warm, --no-inspect     the same on the raw path: the docker CLI holds the client's stdio
 //   mcpbox warm, egress proxied   the same with --egress <a registry>: through the egress proxy
 // For each: time to the initialize response, ping round trip p50/p99, pipelined ping throughput,
 // 1 MB echo round trip (servers with an echo tool), stdin close → exit, and mcpbox's own RSS.
@@ -193,6 +195,8 @@ for (const server of SERVERS.filter((s) => !ONLY || s.runner === ONLY)) {
   rmSync(join(state, 'mcpbox'), { recursive: true, force: true });
   rows['mcpbox cold'] = await measure('mcpbox cold', mcpbox, { echo, measureRss: true }, 1);
   rows['mcpbox warm'] = await measure('mcpbox warm', mcpbox, { echo, measureRss: true });
+  const raw = () => new Peer(process.execPath, [MCPBOX, 'run', '--no-inspect', server.runner, ...server.args]);
+  rows['mcpbox warm, --no-inspect'] = await measure('mcpbox warm, --no-inspect', raw, { echo, measureRss: true });
   // The same warm start with its egress through the proxy (these servers' default is none): the
   // forwarder in the container, the proxy alongside (already running after the first session).
   const proxied = () => new Peer(process.execPath, [MCPBOX, 'run', '--egress', server.registry, server.runner, ...server.args]);
@@ -237,11 +241,14 @@ for (const [name, rows] of Object.entries(results)) {
   lines.push('| | initialize ms | × floor | ping p50 ms | ping p99 ms | p50 × floor | pipelined ping/s | 1 MB echo ms | stdin close → exit ms | mcpbox RSS MB |');
   lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   const base = floor(rows);
-  for (const label of ['host npx', `docker + ${name.split(' ')[0]}`, 'docker + installed', 'mcpbox cold', 'mcpbox warm', 'mcpbox warm, egress proxied']) {
+  for (const label of ['host npx', `docker + ${name.split(' ')[0]}`, 'docker + installed', 'mcpbox cold', 'mcpbox warm', 'mcpbox warm, --no-inspect', 'mcpbox warm, egress proxied']) {
     const r = rows[label];
     if (!r) continue;
     lines.push(`| ${label} | ${fmt(r.tti)} | ${fmt(r.tti / base.tti, 2)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.p50 / base.p50, 2)} | ${fmt(r.throughput)} | ${fmt(r.mb)} | ${fmt(r.closeToExit)} | ${fmt(r.rss)} |`);
   }
+  const [relayed, direct] = [rows['mcpbox warm'], rows['mcpbox warm, --no-inspect']];
+  const delta = (a, b) => (a === undefined || b === undefined ? '—' : `${a >= b ? '+' : ''}${fmt(((a - b) / b) * 100, 1)}%`);
+  if (relayed && direct) lines.push('', `tools relay against --no-inspect: initialize ${delta(relayed.tti, direct.tti)}, ping p50 ${delta(relayed.p50, direct.p50)}, 1 MB echo ${delta(relayed.mb, direct.mb)}`);
 }
 const node = execFileSync('hyperfine', ['--version'], { encoding: 'utf8' }).length > 0;
 if (node) {

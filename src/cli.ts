@@ -55,6 +55,7 @@ const COMMANDS: readonly CommandEntry[] = [
         .addOption(new Option('--no-lock', 'resolve the package on every start through npx/uvx, as typed, instead of installing it once and locking it'))
         .option('--grace <seconds>', 'time a server gets to exit after its input ends or a signal (default 2)')
         .addOption(new Option('--no-stop-on-eof', 'keep the server running after its input ends (for commands fed from a pipe)'))
+        .addOption(new Option('--no-inspect', "pass the client's messages raw: no tool pins, tool policy or audit for this run (toolChanges: off)"))
         .option('--min-release-age <age>', MIN_RELEASE_AGE_HELP)
         .option('--yes', YES_HELP)
         .option('--dry-run', 'print the engine command, shell-quoted, and run nothing')
@@ -114,8 +115,8 @@ const COMMANDS: readonly CommandEntry[] = [
       c
         .description("what a server's tools pin holds, what changed since, and accepting the change (MCP-aware protection)")
         .argument('<package>', 'a locked server, e.g. @modelcontextprotocol/server-everything')
-        .option('--diff', 'show the changed tools as the server offers them now')
-        .option('--accept', 'pin what the server offered in its last changed tools/list')
+        .option('--diff', 'show each changed tool, prompt or resource template as a diff of its pinned and its new definition')
+        .option('--accept', 'pin what the server offered in its last changed lists')
         .option('--json', 'print JSON'),
     run: async (ctx, [name, flags]) => (await import('./commands/tools.js')).tools(name as string, flags as { diff?: boolean; accept?: boolean; json?: boolean }, ctx),
   },

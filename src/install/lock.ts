@@ -44,13 +44,18 @@ export interface LockEntry {
   };
   /** What the server offers, pinned in its first session (src/tools/pin.ts); changes are refused until accepted. */
   readonly tools?: {
-    readonly names: string;
-    readonly tools: Readonly<Record<string, { readonly hash: string; readonly fields: Readonly<Record<string, string>>; readonly descriptionLength: number }>>;
+    readonly names?: string;
+    readonly tools?: PinnedItems;
+    readonly prompts?: PinnedItems;
+    readonly resourceTemplates?: PinnedItems;
     readonly version?: string;
   };
   /** The hosts the server may reach: learned in its first session, or edited with mcpbox allow/deny. */
   readonly egress?: readonly string[];
 }
+
+/** Pinned tools, prompts or resource templates by name: each one's hash, its fields' hashes, its description's length. */
+type PinnedItems = Readonly<Record<string, { readonly hash: string; readonly fields: Readonly<Record<string, string>>; readonly descriptionLength: number }>>;
 
 export interface LockFile {
   readonly lockfileVersion: 1;

@@ -8,7 +8,7 @@ import { egressAccessFor, prepare } from '../install/prepare.js';
 import { serverEgress } from './egress.js';
 import { launchSpec } from '../install/specs.js';
 import { type LockEntry, lockKey, needsRefresh } from '../install/lock.js';
-import { type SessionPlaces, sessionRelay } from '../tools/session.js';
+import { inspects, type SessionPlaces, sessionRelay } from '../tools/session.js';
 import { engineLaunch } from '../sandbox/argv.js';
 import { dataOwner, type RunPlan } from '../sandbox/plan.js';
 import type { ContainerSpec } from '../sandbox/spec.js';
@@ -129,13 +129,12 @@ function starter(input: StartInput): (spec: ContainerSpec, verify?: () => Promis
  * client's stdin and stdout), without an audit.
  */
 function protects(input: StartInput): boolean {
-  const { settings } = input;
-  return input.plan.client && !input.plan.spec.tty && ((settings.toolChanges ?? 'block') !== 'off' || settings.tools !== undefined);
+  return input.plan.client && !input.plan.spec.tty && inspects(input.settings);
 }
 
 function sessionPlaces(input: StartInput): SessionPlaces {
   const server = input.locked?.request.name ?? input.plan.input.invocation.packages[0]?.name ?? input.plan.input.invocation.runner;
-  return { stateDir: input.stateDir, server, ...(input.locked && { lock: { path: input.locked.lockPath, key: lockKey(input.locked.request) } }) };
+  return { stateDir: input.stateDir, server, lockPath: input.lockPath, ...(input.locked && { lock: { path: input.locked.lockPath, key: lockKey(input.locked.request) } }) };
 }
 
 /** The grace period a server gets after its input ends or a signal (the `grace` setting, 2 s by default). */

@@ -38,6 +38,8 @@ export interface RunFlags {
   autoMount: boolean;
   lock: boolean;
   stopOnEof: boolean;
+  /** --no-inspect: the raw stdio path, without the tools relay (pins, audit) for this run. */
+  inspect?: boolean;
   dryRun: boolean;
   /** Decide rather than detect that an MCP client is on the other end (serve: no terminal, no working directory). */
   client?: boolean;
@@ -140,6 +142,11 @@ export function withFlags(settings: Settings, flags: RunFlags): Settings {
   if (flags.grace !== undefined) raw.grace = Number(flags.grace);
   if (flags.imageVariant !== undefined) raw.imageVariant = flags.imageVariant;
   if (flags.minReleaseAge !== undefined) raw.minReleaseAge = flags.minReleaseAge;
+  if (flags.inspect === false) {
+    // Only the relay enforces a tool policy: leaving it out must not quietly lift one.
+    if (settings.tools !== undefined) throw new UsageError('--no-inspect: a tools setting (allow/deny) applies to this server, and only the relay enforces it', 'drop --no-inspect, or the tools setting');
+    raw.toolChanges = 'off';
+  }
   if (flags.egress !== undefined) {
     const egress = parseEgress(flags.egress);
     if (egress === undefined) throw new UsageError(`--egress ${flags.egress}: not none, open, learn or a list of hosts`, 'e.g. --egress none, --egress api.github.com,*.githubusercontent.com');

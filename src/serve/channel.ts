@@ -1,13 +1,15 @@
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
+import { type JSONRPCMessage, JSONRPCMessageSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { EngineLaunch } from '../sandbox/argv.js';
+import { lineTransform, type Relay } from '../tools/relay.js';
 import type { DockerEngine } from '../engine/docker.js';
 import { stagedStop } from '../lifecycle/shutdown.js';
 
 /**
  * JSON-RPC to and from one sandboxed server over its container's stdio (newline-delimited, as MCP's
- * stdio transport frames it). Closing is the staged shutdown `run` uses too.
+ * stdio transport frames it), through the tools relay when the session is protected (the same
+ * relay `run` uses: pins, tool policy, audit). Closing is the staged shutdown `run` uses too.
  */
 export class ContainerChannel {
   onmessage?: (message: JSONRPCMessage) => void;
@@ -18,27 +20,26 @@ export class ContainerChannel {
   readonly name: string;
   readonly #engine: Pick<DockerEngine, 'spawnPiped' | 'remove'>;
   readonly #child: ChildProcessWithoutNullStreams;
+  /** Where messages to the server are written: the relay's client side, or the container's stdin. */
+  readonly #input: NodeJS.WritableStream & { writable: boolean; end(): unknown };
   readonly #exited: Promise<number | null>;
   #closing: Promise<void> | undefined;
 
-  constructor(engine: Pick<DockerEngine, 'spawnPiped' | 'remove'>, launch: EngineLaunch, name: string) {
+  constructor(engine: Pick<DockerEngine, 'spawnPiped' | 'remove'>, launch: EngineLaunch, name: string, relay?: Relay) {
     this.name = name;
     this.#engine = engine;
     this.#child = engine.spawnPiped(launch.argv, launch.env, launch.envFile);
-    const buffer = new ReadBuffer();
-    this.#child.stdout.on('data', (chunk: Buffer) => {
-      buffer.append(chunk);
-      for (;;) {
-        let message: JSONRPCMessage | null;
-        try {
-          message = buffer.readMessage();
-        } catch {
-          continue; // a line that isn't JSON-RPC: the server's problem, not the session's
-        }
-        if (!message) break;
-        this.onmessage?.(message);
-      }
-    });
+    this.#input = relay ? relay.toServer : this.#child.stdin;
+    if (relay) relay.toServer.pipe(this.#child.stdin);
+    const output = relay ? this.#child.stdout.pipe(relay.toClient) : this.#child.stdout;
+    // Framed here rather than by the SDK's ReadBuffer, which throws past 10 MB: a large answer passes, a line that isn't JSON-RPC is skipped (the server's problem, not the session's).
+    output.pipe(
+      lineTransform((line) => {
+        const message = parseMessage(line);
+        if (message) this.onmessage?.(message);
+        return null;
+      }),
+    ).resume();
     let pending = '';
     this.#child.stderr.setEncoding('utf8');
     this.#child.stderr.on('data', (chunk: string) => {
@@ -53,7 +54,7 @@ export class ContainerChannel {
   }
 
   send(message: JSONRPCMessage): void {
-    if (this.#child.stdin.writable) this.#child.stdin.write(serializeMessage(message));
+    if (this.#input.writable && this.#child.stdin.writable) this.#input.write(serializeMessage(message));
   }
 
   /** Settles when the container has ended. */
@@ -68,9 +69,18 @@ export class ContainerChannel {
   /** The staged shutdown (src/lifecycle/shutdown.ts): end of input, SIGTERM, removal. Resolves when the container is gone. */
   close(graceMs: number): Promise<void> {
     const target = { exited: this.#exited, signal: (signal: NodeJS.Signals) => void this.#child.kill(signal), remove: () => this.#engine.remove([this.name]).catch(() => {}) };
-    this.#closing ??= stagedStop(target, { graceMs, endInput: () => this.#child.stdin.end(), removeWhy: 'server ignored SIGTERM' }).then(async () => {
+    this.#closing ??= stagedStop(target, { graceMs, endInput: () => this.#input.end(), removeWhy: 'server ignored SIGTERM' }).then(async () => {
       await this.#exited;
     });
     return this.#closing;
+  }
+}
+
+function parseMessage(line: string): JSONRPCMessage | undefined {
+  try {
+    const parsed = JSONRPCMessageSchema.safeParse(JSON.parse(line));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
   }
 }

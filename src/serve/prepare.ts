@@ -4,7 +4,8 @@ import { LABEL } from '../engine/containers.js';
 import type { DockerEngine } from '../engine/docker.js';
 import type { HostContext } from '../host.js';
 import { refuseBeforeInstall } from '../install/before-install.js';
-import { installRequest } from '../install/lock.js';
+import { installRequest, lockKey } from '../install/lock.js';
+import { readLock } from '../install/lock-files.js';
 import type { EgressAccess } from '../egress/access.js';
 import { claimDataVolume, ensureDataVolume } from '../lifecycle/data.js';
 import { serverEgress } from '../lifecycle/egress.js';
@@ -12,6 +13,7 @@ import type { Logger } from '../log.js';
 import { prepare } from '../install/prepare.js';
 import { launchSpec } from '../install/specs.js';
 import { parseRunnerArgs } from '../runners/table.js';
+import { inspects, sessionRelay } from '../tools/session.js';
 import { engineLaunch } from '../sandbox/argv.js';
 import { DEFAULT_FLAGS, dataOwner, planRun, respec } from '../sandbox/plan.js';
 import { tokenDigest } from './auth.js';
@@ -78,10 +80,14 @@ export async function prepareServed(servers: readonly ServedServer[], at: ServeP
       });
       claimDataVolume(named, at.stateDir);
       const locks = { lockPath: at.lockPath, stateDir: at.stateDir };
-      const egress = serverEgress({ plan: named, settings, access: at.egress, locked: request && { request, lockPath: at.lockPath }, ...locks, log: serveLogger(log, server.name, session) });
+      const egress = serverEgress({ plan: named, settings, access: at.egress, locked: request && { request, lockPath: at.lockPath }, ...locks, log: serveLogger(log, server.name, session, 'egress') });
       if (egress.proxied) void at.egress.ensure().catch((error: Error) => log('egress-error', { server: server.name, message: error.message }, `the egress proxy could not start: ${error.message}`));
       const spec = request && locked ? launchSpec(egress.plan, request, locked.entry, locked.record) : egress.plan.spec;
-      const channel = new ContainerChannel(engine, engineLaunch(spec, engineEnv, (lines) => engine.envFile(lines)), spec.name);
+      // The pin as it is now: an earlier session may have made it.
+      const entry = request && locked ? (readLock(at.lockPath).servers[lockKey(request)] ?? locked.entry) : undefined;
+      const places = { stateDir: at.stateDir, server: request?.name ?? server.name, lockPath: at.lockPath, session: short(session), ...(request && locked && { lock: { path: at.lockPath, key: lockKey(request) } }) };
+      const relay = inspects(settings) ? sessionRelay(places, entry, settings, serveLogger(log, server.name, session, 'tools')) : undefined;
+      const channel = new ContainerChannel(engine, engineLaunch(spec, engineEnv, (lines) => engine.envFile(lines)), spec.name, relay);
       channel.onstderr = (line) => log('server-stderr', { server: server.name, session: short(session), line }, `[${server.name} ${short(session)}] ${line}`);
       const finish = egress.watch();
       void channel.exited.then(() => finish(true));
@@ -92,8 +98,8 @@ export async function prepareServed(servers: readonly ServedServer[], at: ServeP
   return targets;
 }
 
-/** mcpbox's messages about one session's server (egress decisions), as serve's log lines. */
-function serveLogger(log: ServeLog, server: string, session: string): Logger {
-  const say = (level: string) => (message: string) => log('egress', { server, session: short(session), level, message }, `[${server} ${short(session)}] ${message}`);
+/** mcpbox's messages about one session's server (egress decisions, tools), as serve's log lines. */
+function serveLogger(log: ServeLog, server: string, session: string, event: 'egress' | 'tools'): Logger {
+  const say = (level: string) => (message: string) => log(event, { server, session: short(session), level, message }, `[${server} ${short(session)}] ${message}`);
   return { info: say('info'), note: say('note'), warn: say('warn'), error: (message) => say('error')(message) };
 }

@@ -12,6 +12,8 @@ export interface ToolCallRecord {
   readonly argumentBytes: number;
   readonly resultBytes: number;
   readonly durationMs: number;
+  /** serve's session, for a call that came through serve. */
+  readonly session?: string;
   /** The JSON-RPC error's message, or "tool error" for a result with isError. */
   readonly error?: string;
 }

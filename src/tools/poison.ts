@@ -1,4 +1,4 @@
-import type { OfferedTool } from './pin.js';
+import type { OfferedItem } from './pin.js';
 
 /**
  * Obvious tool poisoning, flagged when a tool is pinned (#17): descriptions with instructions aimed
@@ -28,11 +28,11 @@ const HIDDEN: readonly [RegExp, string][] = [
 /** Descriptions longer than this are unusual enough to say so. */
 export const LONG_DESCRIPTION = 2000;
 
-export function poisonFindings(tools: readonly OfferedTool[], otherServersTools: readonly string[] = []): PoisonFinding[] {
+export function poisonFindings(tools: readonly OfferedItem[], otherServersTools: readonly string[] = []): PoisonFinding[] {
   const findings: PoisonFinding[] = [];
   const others = otherServersTools.filter((name) => name.length >= 4 && !tools.some((t) => t.name === name));
   for (const tool of tools) {
-    const text = [tool.title ?? '', tool.description ?? '', JSON.stringify(tool.inputSchema ?? '')].join('\n');
+    const text = [String(tool.title ?? ''), tool.description ?? '', JSON.stringify(tool.inputSchema ?? tool.arguments ?? '')].join('\n');
     for (const [pattern, reason] of [...INSTRUCTIONS, ...HIDDEN]) if (pattern.test(text)) findings.push({ tool: tool.name, reason });
     if ((tool.description ?? '').length > LONG_DESCRIPTION) findings.push({ tool: tool.name, reason: `has a ${(tool.description ?? '').length}-character description` });
     const named = others.filter((name) => new RegExp(`\\b${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`).test(tool.description ?? ''));

@@ -22,6 +22,8 @@ interface Served {
   logs: () => string;
   events: () => Record<string, unknown>[];
   url: (server: string, kind?: 'mcp' | 'sse') => URL;
+  /** serve's XDG_STATE_HOME (its lock, audit log). */
+  state: string;
 }
 
 function configFile(config: unknown, mode = 0o600) {
@@ -33,9 +35,10 @@ function configFile(config: unknown, mode = 0o600) {
 
 /** `mcpbox serve` on an ephemeral port, with JSON logs; resolves once it listens. */
 async function startServe(config: unknown, env: Record<string, string> = {}): Promise<Served> {
+  const state = quietStateDir();
   const child = execa(process.execPath, [MCPBOX, 'serve', '--config', configFile(config), '--port', '0', '--log-format', 'json'], {
     cwd: WORKDIR,
-    env: testEnv({ XDG_STATE_HOME: quietStateDir(), MCPBOX_E2E_TOKEN: TOKEN, ...env }),
+    env: testEnv({ XDG_STATE_HOME: state, MCPBOX_E2E_TOKEN: TOKEN, ...env }),
     extendEnv: false,
     reject: false,
     stdin: 'ignore',
@@ -53,7 +56,7 @@ async function startServe(config: unknown, env: Record<string, string> = {}): Pr
   const listening = await waitFor(async () => events().find((e) => e.event === 'listening') ?? (child.exitCode !== null && { failed: true }), 600_000, 'serve to listen');
   if ('failed' in listening) throw new Error(`serve exited:\n${logs}`);
   const port = listening.port as number;
-  return { child, pid: child.pid!, port, logs: () => logs, events, url: (server, kind = 'mcp') => new URL(`http://127.0.0.1:${port}/servers/${server}/${kind}`) };
+  return { child, pid: child.pid!, port, state, logs: () => logs, events, url: (server, kind = 'mcp') => new URL(`http://127.0.0.1:${port}/servers/${server}/${kind}`) };
 }
 
 async function stopServe(served: Served) {
@@ -112,6 +115,26 @@ describe.skipIf(!engine)('mcpbox serve: sandboxed servers over Streamable HTTP a
     } finally {
       await session.close();
     }
+  });
+
+  it("serve's sessions are protected as run's are: pinned, a never-offered tool refused, every call audited with its session", async () => {
+    const session = await connect(served, 'everything');
+    try {
+      // A client lists before it calls: that first list is what pins the server.
+      expect((await session.client.listTools()).tools.map((t) => t.name)).toContain('echo');
+      expect(textOf(await session.client.callTool({ name: 'echo', arguments: { message: 'audited-argument' } }))).toMatch(/audited-argument/);
+      await expect(session.client.callTool({ name: 'not-offered', arguments: {} })).rejects.toThrow(/mcpbox refused the call to tool "not-offered": the server never offered it/);
+    } finally {
+      await session.close();
+    }
+    const env = testEnv({ XDG_STATE_HOME: served.state });
+    const shown = await mcpbox(['tools', EVERYTHING], { env });
+    expect(shown.stdout).toMatch(/tools pinned .*\becho\b/);
+    const log = await mcpbox(['log', EVERYTHING, '--json'], { env });
+    const calls = log.stdout.trim().split('\n').map((l) => JSON.parse(l) as { tool: string; session?: string; error?: string });
+    expect(calls.filter((c) => c.tool === 'echo').length).toBeGreaterThan(0);
+    expect(calls.find((c) => c.tool === 'not-offered')).toMatchObject({ error: 'refused: the server never offered it', session: expect.stringMatching(/^[0-9a-f-]{8}$/) });
+    expect(log.stdout).not.toContain('audited-argument');
   });
 
   it('binds 127.0.0.1 by default and answers /healthz without a token', async () => {

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { ToolCallRecord } from '../../src/tools/audit.js';
-import { pinTools, type ToolPin } from '../../src/tools/pin.js';
+import { pinOffers, pinTools, type ToolPin } from '../../src/tools/pin.js';
 import { createRelay, lineTransform, type RelayOptions } from '../../src/tools/relay.js';
+import { DEFAULT_FLAGS, withFlags } from '../../src/sandbox/plan.js';
+import { inspects } from '../../src/tools/session.js';
 
 /** The relay on a stdio session: pins, filters and refuses by what crosses it, line by line. */
 const echo = { name: 'echo', description: 'Echoes.', inputSchema: { type: 'object' } };
@@ -28,7 +30,9 @@ function session(overrides: Partial<RelayOptions> = {}) {
   });
   const toClient: unknown[] = [];
   const toServer: unknown[] = [];
-  relay.toClient.on('data', (c: Buffer) => toClient.push(...c.toString().trim().split('\n').map((l) => JSON.parse(l))));
+  relay.toClient.on('data', (c: Buffer) => {
+    if (c.length < 100_000) toClient.push(...c.toString().trim().split('\n').flatMap((l) => (l.startsWith('{') && l.endsWith('}') ? [JSON.parse(l)] : [])));
+  });
   relay.toServer.on('data', (c: Buffer) => toServer.push(...c.toString().trim().split('\n').map((l) => JSON.parse(l))));
   const client = (m: object) => relay.toServer.write(`${JSON.stringify(m)}\n`);
   const server = (m: object) => relay.toClient.write(`${JSON.stringify(m)}\n`);
@@ -36,7 +40,7 @@ function session(overrides: Partial<RelayOptions> = {}) {
     client({ jsonrpc: '2.0', id, method: 'tools/list' });
     server({ jsonrpc: '2.0', id, result: { tools } });
   };
-  return { warnings, audit, pins, changed, toClient, toServer, client, server, list };
+  return { warnings, audit, pins, changed, toClient, toServer, client, server, list, relayed: relay };
 }
 
 describe('the tools relay', () => {
@@ -102,5 +106,65 @@ describe('the tools relay', () => {
     t.write(bytes.subarray(2));
     t.end();
     expect(out.join('')).toBe('héllo\nnot json\n');
+  });
+
+  it('bytes pass identical where nothing is filtered: CRLF, bytes that are not UTF-8, a 10 MB line, an unfinished last line', async () => {
+    const s = session({ pin: pinTools([echo]) });
+    const raw: Buffer[] = [];
+    s.relayed.toClient.on('data', (c: Buffer) => raw.push(c));
+    s.client({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: {} } });
+    const input = Buffer.concat([
+      Buffer.from('{"jsonrpc":"2.0","method":"notifications/message","params":{}}\r\n'),
+      Buffer.from([0xff, 0xfe, 0x7b, 0x0a]),
+      Buffer.from(`{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"${'x'.repeat(10 * 1024 * 1024)}"}]}}\n`),
+      Buffer.from('{"jsonrpc":"2.0","id":'),
+    ]);
+    for (let at = 0; at < input.length; at += 65536) s.relayed.toClient.write(input.subarray(at, at + 65536));
+    s.relayed.toClient.end();
+    await new Promise((resolve) => s.relayed.toClient.on('end', resolve));
+    expect(Buffer.concat(raw).equals(input)).toBe(true);
+    expect(s.audit).toEqual([expect.objectContaining({ tool: 'echo', resultBytes: 10 * 1024 * 1024 + 73 })]);
+  });
+
+  it('a paged tools/list is pinned whole in the first session; prompts and resource templates are pinned and compared too', () => {
+    const s = session();
+    s.client({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    s.server({ jsonrpc: '2.0', id: 1, result: { tools: [echo], nextCursor: 'page2' } });
+    s.client({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: { cursor: 'page2' } });
+    s.server({ jsonrpc: '2.0', id: 2, result: { tools: [add] } });
+    expect(Object.keys(s.pins.at(-1)!.tools!)).toEqual(['echo', 'add']);
+    expect(s.warnings).toEqual([]);
+
+    const prompt = { name: 'greet', description: 'Greets.', arguments: [{ name: 'who' }] };
+    const template = { name: 'note', uriTemplate: 'note://{id}' };
+    const later = session({ pin: { ...pinTools([echo]), ...pinOffers('prompts', [prompt]), ...pinOffers('resourceTemplates', [template]), version: '1.0.0' } });
+    later.client({ jsonrpc: '2.0', id: 1, method: 'prompts/list' });
+    later.server({ jsonrpc: '2.0', id: 1, result: { prompts: [{ ...prompt, arguments: [{ name: 'who' }, { name: 'secret' }] }] } });
+    later.client({ jsonrpc: '2.0', id: 2, method: 'resources/templates/list' });
+    later.server({ jsonrpc: '2.0', id: 2, result: { resourceTemplates: [{ ...template, uriTemplate: 'file:///{path}' }] } });
+    expect(later.toClient).toEqual([
+      { jsonrpc: '2.0', id: 1, result: { prompts: [] } },
+      { jsonrpc: '2.0', id: 2, result: { resourceTemplates: [] } },
+    ]);
+    expect(later.warnings.map((w) => w.split(' — ')[0])).toEqual(['srv changed prompt "greet": arguments', 'srv changed resource template "note": URI template']);
+    later.client({ jsonrpc: '2.0', id: 3, method: 'prompts/get', params: { name: 'greet' } });
+    expect(later.toServer.map((m) => (m as { method: string }).method)).toEqual(['prompts/list', 'resources/templates/list']);
+    expect(later.toClient.at(-1)).toMatchObject({ id: 3, error: { message: expect.stringMatching(/^mcpbox refused the request for prompt "greet": it changed since it was pinned \(arguments\)/) } });
+  });
+
+  it('malformed server output passes as it came and never stops the relay', () => {
+    const s = session({ pin: pinTools([echo]) });
+    s.client({ jsonrpc: '2.0', id: 1, method: 'tools/list' });
+    const raw: string[] = [];
+    s.relayed.toClient.on('data', (c: Buffer) => raw.push(c.toString()));
+    for (const line of ['{"jsonrpc":"2.0","id":1,"result":', '[1,2]', '{"jsonrpc":"2.0","id":1,"result":{"tools":"not a list"}}', 'null']) s.relayed.toClient.write(`${line}\n`);
+    expect(raw.join('')).toBe('{"jsonrpc":"2.0","id":1,"result":\n[1,2]\n{"jsonrpc":"2.0","id":1,"result":{"tools":"not a list"}}\nnull\n');
+  });
+
+  it('--no-inspect keeps the raw path (toolChanges off), and is refused where a tools policy applies', () => {
+    expect(inspects({})).toBe(true);
+    expect(inspects(withFlags({}, { ...DEFAULT_FLAGS, inspect: false }))).toBe(false);
+    expect(inspects({ toolChanges: 'off', tools: { deny: ['x'] } })).toBe(true);
+    expect(() => withFlags({ tools: { deny: ['x'] } }, { ...DEFAULT_FLAGS, inspect: false })).toThrow(/--no-inspect: a tools setting \(allow\/deny\) applies/);
   });
 });
