@@ -231,7 +231,7 @@ export function buildProgram(log: Logger, setExitCode: (code: number) => void): 
     gid: process.getgid?.(),
     username: process.env.USER ?? process.env.LOGNAME,
     // Loaded when a command needs the engine: --version and help never do.
-    openEngine: async (configured, engineLog) => (await import('./engine/open.js')).openEngine({ env: process.env, log: engineLog ?? log }, configured),
+    openEngine: async (choice, engineLog) => (await import('./engine/open.js')).openEngine({ env: process.env, log: engineLog ?? log }, choice),
   });
   const program = new Command('mcpbox')
     .description('Run MCP servers from npx and uvx in a hardened container: a drop-in, sandboxed npx/uvx.')

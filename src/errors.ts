@@ -48,7 +48,7 @@ export class EngineNotFoundError extends McpboxError {
     super(
       'engine-missing',
       message,
-      hint ?? 'install Docker (or Podman with its docker CLI), or set MCPBOX_DOCKER to the docker binary',
+      hint ?? 'install Docker or Podman, or set MCPBOX_DOCKER to the engine CLI (MCPBOX_ENGINE=podman picks Podman)',
       ExitCode.engineMissing,
     );
   }

@@ -1,4 +1,4 @@
-import type { OpenedEngine } from '../engine/open.js';
+import type { EngineChoice, OpenedEngine } from '../engine/open.js';
 import type { HostContext } from '../host.js';
 import type { Logger } from '../log.js';
 
@@ -7,6 +7,6 @@ import type { Logger } from '../log.js';
  * demand. src/cli.ts gives the real ones; tests stand in for either.
  */
 export interface CommandContext extends HostContext {
-  /** Finds and opens the docker CLI (`configured`: the docker setting); its messages go to `log` (default: the context's). */
-  readonly openEngine: (configured: string | undefined, log?: Logger) => Promise<OpenedEngine>;
+  /** Finds and opens the engine CLI (`choice`: the docker and engine settings); its messages go to `log` (default: the context's). */
+  readonly openEngine: (choice: EngineChoice | undefined, log?: Logger) => Promise<OpenedEngine>;
 }

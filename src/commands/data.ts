@@ -32,7 +32,7 @@ export async function data(first: string | undefined, second: string | undefined
   if (first === 'rm' && second === undefined) throw new UsageError('mcpbox data rm: which package?', 'mcpbox data rm <package> [--yes] (mcpbox data lists them)');
   if (first !== 'rm' && second !== undefined) throw new UsageError(`mcpbox data: unexpected "${second}"`, 'mcpbox data [package], or mcpbox data rm <package>');
   const settings = await settingsFor(ctx);
-  const { engine } = await ctx.openEngine(settings.docker);
+  const { engine } = await ctx.openEngine(settings);
   const image = chooseImage('npx', undefined, ctx.env, { ...settings, images: {} }).image;
   if (first === 'rm') return remove(second!, flags, ctx, engine, image);
   const volumes = await dataVolumes(first, ctx, engine, image);

@@ -1,6 +1,6 @@
 import { existsSync, statSync } from 'node:fs';
 import { runArgv } from '../sandbox/argv.js';
-import type { DockerEngine } from '../engine/docker.js';
+import { type DockerEngine, type EngineDescription, engineCliOf } from '../engine/docker.js';
 import { locateEngine } from '../engine/locate.js';
 import { CA_VARS, PROXY_VARS } from '../sandbox/env.js';
 import { eofWatcher } from '../lifecycle/eof-watch.js';
@@ -52,18 +52,18 @@ async function engineChecks(settings: Settings, ctx: CommandContext): Promise<Ch
   const checks: Check[] = [];
   let engine: DockerEngine;
   try {
-    const located = locateEngine({ env: ctx.env, configured: settings.docker });
-    checks.push({ id: 'engine', status: 'ok', detail: `docker CLI at ${located.path} (found via ${located.source})` });
-    engine = (await ctx.openEngine(settings.docker)).engine;
+    const located = locateEngine({ env: ctx.env, configured: settings.docker, engine: settings.engine });
+    checks.push({ id: 'engine', status: 'ok', detail: `${engineCliOf(located.path)} CLI at ${located.path} (found via ${located.source})` });
+    engine = (await ctx.openEngine(settings)).engine;
   } catch (error) {
     return [...checks, failure('engine', error)];
   }
   try {
-    const version = await engine.json<{ Client?: { Version?: string }; Server?: { Version?: string; Components?: { Name: string }[] } | null }>('version');
-    if (!version.Server) throw new Error('the engine did not answer');
-    const info = await engine.json<{ OperatingSystem?: string; SecurityOptions?: string[]; CgroupVersion?: string; Name?: string }>('info');
-    checks.push({ id: 'daemon', status: 'ok', detail: `engine ${version.Server.Version} answers (client ${version.Client?.Version ?? '?'})` });
-    checks.push({ id: 'engine-kind', status: 'ok', detail: engineKind(version.Server.Components ?? [], info) });
+    const described = await engine.describe();
+    checks.push({ id: 'daemon', status: 'ok', detail: `engine ${described.version} answers (client ${described.client})` });
+    checks.push({ id: 'engine-kind', status: 'ok', detail: engineKind(described) });
+    // Rootless on cgroup v1: the engine can't apply memory, CPU or process limits, and says so only in passing.
+    if (described.rootless && described.cgroupVersion === '1') checks.push({ id: 'limits', status: 'warn', detail: `${described.product} runs rootless on cgroup v1: memory, CPU and process limits are not enforced (the rest of the sandbox is)`, fix: 'use cgroup v2 (systemd.unified_cgroup_hierarchy=1) with delegated controllers, or a rootful engine' });
   } catch (error) {
     return [...checks, failure('daemon', error)];
   }
@@ -202,14 +202,12 @@ function failure(id: string, error: unknown): Check {
   return { id, status: 'fail', detail: (error as Error).message };
 }
 
-export function engineKind(components: readonly { Name: string }[], info: { OperatingSystem?: string; SecurityOptions?: string[]; CgroupVersion?: string }): string {
-  const parts: string[] = [];
-  if (components.some((c) => /podman/i.test(c.Name))) parts.push('Podman');
-  else if (/Docker Desktop/i.test(info.OperatingSystem ?? '')) parts.push('Docker Desktop');
-  else parts.push('Docker Engine');
-  if ((info.SecurityOptions ?? []).some((o) => o.includes('rootless'))) parts.push('rootless');
-  if (info.OperatingSystem) parts.push(`on ${info.OperatingSystem}`);
-  if (info.CgroupVersion) parts.push(`cgroup v${info.CgroupVersion}`);
+export function engineKind(engine: Pick<EngineDescription, 'product' | 'rootless' | 'os' | 'cgroupVersion' | 'remote'>): string {
+  const parts: string[] = [engine.product];
+  if (engine.rootless) parts.push('rootless');
+  if (engine.remote) parts.push('remote');
+  if (engine.os) parts.push(`on ${engine.os}`);
+  if (engine.cgroupVersion) parts.push(`cgroup v${engine.cgroupVersion}`);
   return parts.join(', ');
 }
 

@@ -5,7 +5,7 @@ import type { CommandContext } from './context.js';
 
 /** `mcpbox prune`: removes containers whose owning mcpbox process is gone, and says which. */
 export async function prune(flags: { json?: boolean }, ctx: CommandContext): Promise<number> {
-  const { engine } = await ctx.openEngine((await settingsFor(ctx)).docker);
+  const { engine } = await ctx.openEngine(await settingsFor(ctx));
   const removed = await removeStale(engine, hostProbe(), 0);
   if (flags.json) {
     ctx.stdout.write(`${JSON.stringify(removed.map((c) => ({ name: c.name, ownerPid: c.ownerPid, runner: c.runner, package: c.package })), null, 2)}\n`);

@@ -5,7 +5,7 @@ import type { CommandContext } from './context.js';
 
 /** `mcpbox ps`: mcpbox's containers, with the process that owns each. */
 export async function ps(flags: { json?: boolean }, ctx: CommandContext): Promise<number> {
-  const { engine } = await ctx.openEngine((await settingsFor(ctx)).docker);
+  const { engine } = await ctx.openEngine(await settingsFor(ctx));
   const probe = hostProbe();
   const now = Date.now();
   const rows = (await engine.listManaged()).map((c) => ({

@@ -23,7 +23,7 @@ export async function pull(runner: string, packages: string[], ctx: CommandConte
   const log = process.stderr.isTTY ? ctx.log : createLogger({ quiet: true });
   const quietCtx = { ...ctx, log };
   const base = await settingsFor(ctx);
-  const { engine, env: engineEnv } = await ctx.openEngine(base.docker, log);
+  const { engine, env: engineEnv } = await ctx.openEngine(base, log);
   const state = stateDir(ctx.env);
   const lock = findLock(ctx.cwd, state);
   const egress = egressAccessFor(engine, ctx, base, state, log);

@@ -42,7 +42,7 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
   if (flags.dryRun) {
     let bin = 'docker';
     try {
-      bin = locateEngine({ env: ctx.env, configured: settings.docker }).path;
+      bin = locateEngine({ env: ctx.env, configured: settings.docker, engine: settings.engine }).path;
     } catch {
       // A dry run prints the command even where no engine is installed.
     }
@@ -58,7 +58,7 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
   }
 
   if (locked) await confirmInstall(invocation, locked, ctx);
-  const { engine, env: engineEnv } = await ctx.openEngine(settings.docker);
+  const { engine, env: engineEnv } = await ctx.openEngine(settings);
   sweepSoon(engine, hostProbe(), ctx.log, state);
   return startServer({ engine, engineEnv, ctx, plan, settings, locked, lockPath: findLock(ctx.cwd, state).path, stateDir: state, stopOnEof: flags.stopOnEof && plan.client });
 }

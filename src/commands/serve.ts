@@ -39,7 +39,7 @@ export async function serve(flags: ServeFlags, ctx: CommandContext): Promise<num
   const settings = await settingsFor(ctx);
   // --grace, else the grace setting, as for run.
   const graceMs = flags.grace !== undefined ? Number(flags.grace) * 1000 : settingsGraceMs(settings);
-  const { engine, env: engineEnv } = await ctx.openEngine(settings.docker);
+  const { engine, env: engineEnv } = await ctx.openEngine(settings);
   const probe = hostProbe();
   const stale = await removeStale(engine, probe);
   if (stale.length > 0) log('swept', { containers: stale.map((c) => c.name) }, `removed ${stale.length} container(s) left by mcpbox processes that are gone`);

@@ -9,7 +9,7 @@ export async function stop(names: string[], flags: { all?: boolean; time?: strin
   const seconds = flags.time === undefined ? undefined : Number(flags.time);
   if (seconds !== undefined && !(seconds >= 0)) throw new UsageError(`--time ${flags.time}: must be a number of seconds`);
   const settings = await settingsFor(ctx);
-  const { engine } = await ctx.openEngine(settings.docker);
+  const { engine } = await ctx.openEngine(settings);
   const managed = (await engine.listManaged()).filter((c) => c.state === 'running' || c.state === 'created');
   const known = new Set(managed.map((c) => c.name));
   const unknown = names.filter((n) => !known.has(n));

@@ -25,7 +25,7 @@ export async function update(names: string[], ctx: CommandContext, flags: GateFl
     return 0;
   }
   const base = await settingsFor(ctx);
-  const { engine, env: engineEnv } = await ctx.openEngine(base.docker);
+  const { engine, env: engineEnv } = await ctx.openEngine(base);
   const egress = egressAccessFor(engine, ctx, base, state, ctx.log);
   let failed = 0;
   for (const entry of chosen) {

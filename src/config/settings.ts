@@ -1,3 +1,4 @@
+import type { EngineName } from '../engine/locate.js';
 import { type EgressSetting, narrowEgress, validEgressEntry } from '../egress/policy.js';
 import { ENV_NAME } from '../host.js';
 import { RUNNER_NAMES, type Runner } from '../runners/table.js';
@@ -23,6 +24,8 @@ export interface Settings {
   grace?: number;
   /** Path of the docker (or compatible) CLI. */
   docker?: string;
+  /** Which engine's CLI to look for: docker (the default; podman when there is no docker) or podman. */
+  engine?: EngineName;
   /** Host paths to mount (`PATH[:ro|rw]`), besides those detected in arguments. */
   mounts?: string[];
   /** Mount host paths named in arguments, and the working directory (default true). */
@@ -84,7 +87,7 @@ export function sizeInBytes(size: string): number {
   const unit = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
   return Number(match[1]) * unit;
 }
-const KNOWN_KEYS = ['images', 'baseImages', 'imageVariant', 'memory', 'cpus', 'pids', 'network', 'env', 'grace', 'docker', 'mounts', 'autoMount', 'packages', 'updateInterval', 'cacheLimit', 'egress', 'installEgress', 'minReleaseAge', 'provenance', 'toolChanges', 'tools'] as const;
+const KNOWN_KEYS = ['images', 'baseImages', 'imageVariant', 'memory', 'cpus', 'pids', 'network', 'env', 'grace', 'docker', 'mounts', 'autoMount', 'packages', 'updateInterval', 'cacheLimit', 'egress', 'installEgress', 'minReleaseAge', 'provenance', 'toolChanges', 'tools', 'engine'] as const;
 const POLICY_KEYS = ['env', 'network', 'memory', 'cpus', 'pids', 'mounts', 'grace', 'image', 'egress', 'imageVariant', 'minReleaseAge', 'provenance', 'toolChanges', 'tools'] as const;
 const MOUNT_ENTRY = /^.+?(?::(?:ro|rw))?$/s;
 
@@ -125,6 +128,10 @@ export function validateSettings(raw: unknown, file: string): { settings: Settin
   if (input.docker !== undefined) {
     if (typeof input.docker === 'string' && input.docker !== '') settings.docker = input.docker;
     else problem('docker', 'must be the path of the docker binary');
+  }
+  if (input.engine !== undefined) {
+    if (input.engine === 'docker' || input.engine === 'podman') settings.engine = input.engine;
+    else problem('engine', 'must be "docker" or "podman"');
   }
   if (input.updateInterval !== undefined) {
     if (typeof input.updateInterval === 'number' && input.updateInterval > 0) settings.updateInterval = input.updateInterval;
@@ -352,6 +359,7 @@ export function projectProblems(settings: Settings, file: string, place: Project
     if (settings[key] !== undefined) refuse(key, "chooses an image, which a project's configuration may not do (the image decides what runs)");
   }
   if (settings.docker !== undefined) refuse('docker', "chooses the docker binary, which a project's configuration may not do");
+  if (settings.engine !== undefined) refuse('engine', "chooses the container engine, which a project's configuration may not do");
   if (settings.installEgress !== undefined) refuse('installEgress', "lets installs reach more hosts, which a project's configuration may not do");
   return problems;
 }

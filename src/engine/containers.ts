@@ -34,17 +34,12 @@ export interface ManagedContainer {
   readonly role: string;
 }
 
-/** `docker ps --format` template: one tab-separated line per container. */
-export const PS_FORMAT = [
-  '{{.Names}}',
-  '{{.State}}',
-  `{{.Label "${LABEL.runner}"}}`,
-  `{{.Label "${LABEL.package}"}}`,
-  `{{.Label "${LABEL.ownerPid}"}}`,
-  `{{.Label "${LABEL.ownerHost}"}}`,
-  `{{.Label "${LABEL.startedAt}"}}`,
-  `{{.Label "${LABEL.role}"}}`,
-].join('\t');
+/** `docker ps --format` template: one tab-separated line per container. Podman's ps has no .Label: it indexes .Labels. */
+export function psFormat(cli: 'docker' | 'podman'): string {
+  const label = (name: string) => (cli === 'podman' ? `{{index .Labels "${name}"}}` : `{{.Label "${name}"}}`);
+  // Podman's .State is the human status ("Up 5 minutes"); the machine one is under .ListContainer.
+  return ['{{.Names}}', cli === 'podman' ? '{{.ListContainer.State}}' : '{{.State}}', ...[LABEL.runner, LABEL.package, LABEL.ownerPid, LABEL.ownerHost, LABEL.startedAt, LABEL.role].map(label)].join('\t');
+}
 
 export function parsePs(stdout: string): ManagedContainer[] {
   return stdout

@@ -19,7 +19,7 @@ export function engineFailure(stderr: string): McpboxError | undefined {
   const answered = /Error response from daemon/i.test(text);
   if (!answered && /Cannot connect to the Docker daemon|Is the docker daemon running|error during connect|Cannot connect to Podman|failed to connect to the docker API|unable to resolve docker endpoint|context "[^"]*":? (?:context )?(?:does not exist|not found)/i.test(text)) {
     const reason = text.split('\n').find((l) => /connect|context/i.test(l)) ?? first;
-    return new EngineUnreachableError(`the Docker engine is not answering: ${reason.trim()}`);
+    return new EngineUnreachableError(`the ${/podman/i.test(text) ? 'Podman' : 'Docker'} engine is not answering: ${reason.trim()}`);
   }
   return undefined;
 }
@@ -28,7 +28,8 @@ export function engineFailure(stderr: string): McpboxError | undefined {
 export function missingObjects(stderr: string, names: readonly string[]): Set<string> {
   const missing = new Set<string>();
   for (const line of stderr.split('\n')) {
-    const match = /No such (?:object|image|volume): (\S+)/i.exec(line);
+    // docker: `Error: No such object: name`; podman: `Error: inspecting object: no such object: "name"`.
+    const match = /No such (?:object|image|volume): "?([^"\s]+)"?/i.exec(line);
     if (!match) continue;
     const named = match[1]!;
     for (const name of names) if (named === name || named === `${name}:latest`) missing.add(name);

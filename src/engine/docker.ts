@@ -3,9 +3,10 @@ import { randomUUID } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { EngineNotFoundError, EngineUnreachableError, ImageUnavailableError, McpboxError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { LABEL, type ManagedContainer, parsePs, PS_FORMAT } from './containers.js';
+import { LABEL, type ManagedContainer, parsePs, psFormat } from './containers.js';
 import { engineFailure, missingObjects } from './diagnose.js';
 import { type EnvFile, type EnvLine, openEnvFile } from './env-file.js';
+import { engineCliOf, type EngineName } from './locate.js';
 
 /**
  * The one module that spawns the engine. Each method is one docker CLI call, given argv (never a
@@ -24,6 +25,22 @@ export interface EngineOptions {
   readonly timeoutMs?: number;
   /** A private directory (mode 0700) for the env files that carry values to containers. */
   readonly runtimeDir: string;
+}
+
+/** Which CLI mcpbox drives: the docker CLI, or Podman's (docker-compatible, with a few differences). */
+export type EngineCli = EngineName;
+export { engineCliOf };
+
+/** What `describe` learns of the engine: for doctor, and for what differs (rootless limits). */
+export interface EngineDescription {
+  readonly product: 'Docker Engine' | 'Docker Desktop' | 'Podman';
+  readonly version: string;
+  readonly client: string;
+  readonly rootless: boolean;
+  readonly cgroupVersion: string | undefined;
+  readonly os: string | undefined;
+  /** Podman's own word that it talks to a service elsewhere (podman --remote, a Podman machine). */
+  readonly remote: boolean;
 }
 
 export type RunStdin = 'pipe' | 'inherit';
@@ -68,6 +85,7 @@ export const VOLUME_ID = 'dev.mcpbox.volume-id';
 
 export class DockerEngine {
   readonly bin: string;
+  readonly cli: EngineCli;
   readonly #env: Readonly<Record<string, string>>;
   readonly #log: Logger;
   readonly #timeoutMs: number;
@@ -77,6 +95,9 @@ export class DockerEngine {
 
   constructor(options: EngineOptions) {
     this.bin = options.bin;
+    this.cli = engineCliOf(options.bin);
+    // Podman's local volume driver takes a size option and then fails to mount the volume.
+    if (this.cli === 'podman') this.#quota = false;
     this.#env = options.env;
     this.#log = options.log;
     this.#timeoutMs = options.timeoutMs ?? 20_000;
@@ -236,6 +257,26 @@ export class DockerEngine {
     return this.#query(args, timeoutMs);
   }
 
+  /**
+   * Which engine answers, and how it runs containers: docker's `version` and `info`, or podman's
+   * `info` (a local podman has no server to version). Throws when nothing answers.
+   */
+  async describe(): Promise<EngineDescription> {
+    if (this.cli === 'podman') {
+      type PodmanInfo = { version?: { Version?: string }; host?: { security?: { rootless?: boolean }; cgroupVersion?: string; serviceIsRemote?: boolean; distribution?: { distribution?: string; version?: string } } };
+      const info = await this.json<PodmanInfo>('info');
+      const host = info.host ?? {};
+      const os = host.distribution?.distribution ? `${host.distribution.distribution} ${host.distribution.version ?? ''}`.trim() : undefined;
+      return { product: 'Podman', version: info.version?.Version ?? '?', client: info.version?.Version ?? '?', rootless: host.security?.rootless === true, cgroupVersion: host.cgroupVersion?.replace(/^v/, ''), os, remote: host.serviceIsRemote === true };
+    }
+    const version = await this.json<{ Client?: { Version?: string }; Server?: { Version?: string; Components?: { Name: string }[] } | null }>('version');
+    if (!version.Server) throw new EngineUnreachableError('the Docker engine did not answer `docker version`');
+    const info = await this.json<{ OperatingSystem?: string; SecurityOptions?: string[]; CgroupVersion?: string }>('info');
+    const podman = (version.Server.Components ?? []).some((c) => /podman/i.test(c.Name));
+    const product = podman ? 'Podman' : /Docker Desktop/i.test(info.OperatingSystem ?? '') ? 'Docker Desktop' : 'Docker Engine';
+    return { product, version: version.Server.Version ?? '?', client: version.Client?.Version ?? '?', rootless: (info.SecurityOptions ?? []).some((o) => o.includes('rootless')), cgroupVersion: info.CgroupVersion, os: info.OperatingSystem, remote: false };
+  }
+
   /** `docker <command> --format '{{json .}}'`, parsed. */
   async json<T>(command: 'version' | 'info'): Promise<T> {
     const result = await this.#query([command, '--format', '{{json .}}']);
@@ -347,7 +388,7 @@ export class DockerEngine {
         'run', '--rm', '--user', '0:0', '--cap-drop', 'ALL', ...caps.flatMap((c) => ['--cap-add', c]), '--security-opt', 'no-new-privileges',
         '--network', 'none', '--read-only', '--pull', 'never',
         ...Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
-        '--mount', `type=volume,source=${volume},target=${VOLUME_HELPER_DIR}${readonly ? ',readonly' : ''}`,
+        '--mount', `type=volume,source=${volume},target=${VOLUME_HELPER_DIR}${readonly ? ',ro' : ''}`,
         '--entrypoint', command[0]!, image, ...command.slice(1),
       ],
       120_000,
@@ -390,7 +431,7 @@ export class DockerEngine {
 
   /** mcpbox's containers, running or not. */
   async listManaged(): Promise<ManagedContainer[]> {
-    const result = await this.#query(['ps', '--all', '--no-trunc', '--filter', `label=${LABEL.managed}=true`, '--format', PS_FORMAT]);
+    const result = await this.#query(['ps', '--all', '--no-trunc', '--filter', `label=${LABEL.managed}=true`, '--format', psFormat(this.cli)]);
     if (result.exitCode !== 0) throw unexpected('ps', result.stderr);
     return parsePs(result.stdout);
   }
@@ -406,13 +447,17 @@ export class DockerEngine {
    * Why a container that exited 137 was killed, when mcpbox didn't kill it: the engine's event log
    * keeps the container's `oom` and `kill` events after --rm removed it. One short query, only then.
    */
-  async exitCause(name: string, since: Date): Promise<'oom' | 'killed' | undefined> {
+  async exitCause(name: string, since: Date): Promise<'oom' | 'killed' | 'unreported' | undefined> {
+    // Podman (4.x) has no oom event, and names the action Status: a SIGKILL nobody sent is most likely the kernel's.
+    const podman = this.cli === 'podman';
     const result = await this.#query(
-      ['events', '--since', String(Math.floor(since.getTime() / 1000) - 1), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', `container=${name}`, '--filter', 'event=oom', '--filter', 'event=kill', '--format', '{{.Action}}'],
+      ['events', '--since', String(Math.floor(since.getTime() / 1000) - 1), '--until', String(Math.ceil(Date.now() / 1000) + 1), '--filter', `container=${name}`, ...(podman ? [] : ['--filter', 'event=oom']), '--filter', 'event=kill', '--format', podman ? '{{.Status}}' : '{{.Action}}'],
       5_000,
     ).catch(() => undefined);
     const actions = result?.stdout.split('\n') ?? [];
-    return actions.includes('oom') ? 'oom' : actions.some((a) => a.startsWith('kill')) ? 'killed' : undefined;
+    if (actions.includes('oom')) return 'oom';
+    if (actions.some((a) => a.startsWith('kill'))) return 'killed';
+    return podman && result?.exitCode === 0 ? 'unreported' : undefined;
   }
 
   /** Force-removes containers; ones already gone are fine. */

@@ -3,7 +3,12 @@ import type { Logger } from '../log.js';
 import { runtimeDir } from '../paths.js';
 import { DockerEngine } from './docker.js';
 import { engineEnvironment } from './environment.js';
-import { enginePath, locateEngine } from './locate.js';
+import { type EngineName, enginePath, locateEngine } from './locate.js';
+
+export interface EngineChoice {
+  readonly docker?: string | undefined;
+  readonly engine?: EngineName | undefined;
+}
 
 export interface OpenedEngine {
   readonly engine: DockerEngine;
@@ -15,8 +20,9 @@ export interface OpenedEngine {
 }
 
 /** Finds the docker CLI (MCPBOX_DOCKER, the `docker` setting, PATH, the usual places) and opens it. */
-export function openEngine(ctx: { readonly env: HostEnv; readonly log: Logger }, configured: string | undefined): OpenedEngine {
-  const located = locateEngine({ env: ctx.env, configured });
+/** `choice`: the `docker` (a path) and `engine` settings. */
+export function openEngine(ctx: { readonly env: HostEnv; readonly log: Logger }, choice: EngineChoice | undefined): OpenedEngine {
+  const located = locateEngine({ env: ctx.env, configured: choice?.docker, engine: choice?.engine });
   const env = engineEnvironment(ctx.env);
   env.PATH = enginePath(located.path, ctx.env.PATH);
   return { engine: new DockerEngine({ bin: located.path, env, log: ctx.log, runtimeDir: runtimeDir(ctx.env) }), env };

@@ -199,6 +199,8 @@ async function explainKill(options: SuperviseOptions, startedAt: Date): Promise<
     options.log.warn(`the server ran out of memory (limit ${options.memory ?? 'unknown'}) and the kernel killed it (exit 137); raise the limit with --memory or the memory setting`);
   } else if (cause === 'killed') {
     options.log.warn('the server was killed from outside mcpbox (docker kill or stop, or the engine restarted): exit 137');
+  } else if (cause === 'unreported') {
+    options.log.warn(`the server was killed by SIGKILL (exit 137), most likely because it ran out of memory (limit ${options.memory ?? 'unknown'}): Podman doesn't report out-of-memory kills; raise the limit with --memory or the memory setting`);
   }
 }
 

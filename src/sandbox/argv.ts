@@ -57,9 +57,9 @@ function mountArgs(mount: Mount): string[] {
     case 'tmpfs':
       return ['--tmpfs', `${mount.target}:${mount.options}`];
     case 'volume':
-      return ['--mount', mountField(['type=volume', `source=${mount.source}`, `target=${mount.target}`, ...(mount.readonly ? ['readonly'] : [])])];
+      return ['--mount', mountField(['type=volume', `source=${mount.source}`, `target=${mount.target}`, ...(mount.readonly ? ['ro'] : [])])];
     case 'bind':
-      return ['--mount', mountField(['type=bind', `source=${mount.source}`, `target=${mount.target}`, ...(mount.readonly ? ['readonly'] : [])])];
+      return ['--mount', mountField(['type=bind', `source=${mount.source}`, `target=${mount.target}`, ...(mount.readonly ? ['ro'] : [])])];
   }
 }
 

@@ -3,12 +3,13 @@ import { hostname } from 'node:os';
 import type { Settings } from '../config/settings.js';
 import { formatProblems, sizeInBytes, validateSettings } from '../config/settings.js';
 import { parseEgress } from '../egress/policy.js';
+import { engineCliOf, engineLocation, type EngineName, locateEngine } from '../engine/locate.js';
 import { UsageError } from '../errors.js';
 import { type HostContext, existingFile, hostOwner, isPipe, realHostFs } from '../host.js';
 import { stateDir } from '../paths.js';
 import { type RunnerInvocation, RUNNERS } from '../runners/table.js';
 import { VERSION } from '../version.js';
-import { caSetup, type ForwardedVar, proxyVars, resolveForwardedEnv } from './env.js';
+import { CA_VARS, caSetup, type ForwardedVar, proxyVars, resolveForwardedEnv } from './env.js';
 import { chooseImage, type ImageChoice } from './images.js';
 import { knownArgs, knownVariant } from './known-servers.js';
 import { NOBODY, planMounts, sandboxUser } from './mounts.js';
@@ -38,6 +39,8 @@ export interface RunFlags {
   autoMount: boolean;
   lock: boolean;
   stopOnEof: boolean;
+  /** A plan for manifests, not for an engine (`mcpbox export`): where the engine runs doesn't matter. */
+  export?: boolean;
   /** --no-inspect: the raw stdio path, without the tools relay (pins, audit) for this run. */
   inspect?: boolean;
   dryRun: boolean;
@@ -74,7 +77,9 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
   const forwardedNames = new Set(forwarded.vars.map((v) => v.name));
   const proxies = proxyVars(ctx.env);
   const fs = ctx.fs ?? realHostFs;
-  const ca = caSetup(ctx.env, runner.caEnv, (path) => existingFile(fs, path));
+  // An engine on another machine mounts none of this one's files (src/engine/locate.ts, engineLocation).
+  const remote = flags.export ? undefined : remoteEngine(ctx.env, settings);
+  const ca = remote ? { mounts: [], env: {}, missing: [] } : caSetup(ctx.env, runner.caEnv, (path) => existingFile(fs, path));
   for (const name of ca.missing) ctx.log.warn(`${name} names ${ctx.env[name]}, which does not exist: not mounted`);
 
   // An MCP client talks over a pipe or socket both ways; a terminal, a script or CI over anything
@@ -84,7 +89,7 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
   const client = flags.client ?? (!ctx.stdout.isTTY && isPipe(ctx.stdin));
   const host = planMounts({
     args: [...invocation.args, ...knownArgs(names, invocation.args)],
-    mountCwd: !client,
+    mountCwd: !client && !remote,
     cwd: ctx.cwd,
     home: ctx.home,
     // A Windows host's paths have no same-path equivalent in a Linux container.
@@ -94,6 +99,15 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
   });
   for (const note of host.notes) ctx.log.note(note);
   for (const warning of host.warnings) ctx.log.warn(warning);
+  if (remote && host.binds.length > 0) {
+    throw new UsageError(
+      `the engine is on another machine (${remote}): ${host.binds[0]!.source} is a path of this one, which it can't mount`,
+      "run without it (--no-auto-mount, and no --mount or mounts setting), or with a local engine; MCPBOX_LOCAL_ENGINE=1 if that engine does see this machine's files",
+    );
+  }
+  if (remote && !client) ctx.log.note(`the engine is on another machine (${remote}): the working directory is not mounted`);
+  const caVars = CA_VARS.filter((name) => ctx.env[name]);
+  if (remote && caVars.length > 0) ctx.log.warn(`the engine is on another machine (${remote}): ${caVars.join(', ')} can't be mounted there, so the sandbox trusts its image's CA certificates only`);
   const { user, note: userNote, notePath } = sandboxUser({ platform: ctx.platform, uid: ctx.uid, gid: ctx.gid, binds: host.binds, owner: fs.owner });
   // Said for paths the server was given, and for the working directory to a person at a terminal
   // (root in a devcontainer or WSL): tools that write there would fail with EACCES.
@@ -116,6 +130,18 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
     ...(user !== NOBODY && ctx.uid !== 0 && ctx.username && { identity: { USER: ctx.username, LOGNAME: ctx.username } }),
   };
   return { spec: containerSpec(input), input, choice, client, proxies };
+}
+
+/** `DOCKER_HOST tcp://…` when the engine the settings choose is on another machine; undefined when it is this one's. */
+function remoteEngine(env: HostContext['env'], settings: Pick<Settings, 'docker' | 'engine'>): string | undefined {
+  let cli: EngineName = 'docker';
+  try {
+    cli = engineCliOf(locateEngine({ env, configured: settings.docker, engine: settings.engine }).path);
+  } catch {
+    // No engine found: opening it says so, later.
+  }
+  const location = engineLocation(env, cli);
+  return location.remote ? `${location.via}=${location.endpoint}` : undefined;
 }
 
 /**

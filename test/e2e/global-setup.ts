@@ -19,6 +19,9 @@ declare module 'vitest' {
  * make is under one root, TMPDIR for the whole run, removed at the end with every mcpbox volume the
  * run created.
  */
+/** docker, or podman for the Podman matrix (MCPBOX_ENGINE=podman; mcpbox reads the same variable). */
+const ENGINE_CLI = process.env.MCPBOX_ENGINE === 'podman' ? 'podman' : 'docker';
+
 export default async function setup(project: TestProject) {
   const root = mkdtempSync(join(tmpdir(), 'mcpbox-e2e-'));
   // The non-root test user (fidelity tests) must reach the directories made for it inside.
@@ -27,11 +30,11 @@ export default async function setup(project: TestProject) {
   const volumesBefore = new Set(await mcpboxVolumes());
   const teardown = async () => {
     const made = (await mcpboxVolumes()).filter((v) => !volumesBefore.has(v));
-    if (made.length > 0) await execa('docker', ['volume', 'rm', '--force', ...made], { reject: false });
+    if (made.length > 0) await execa(ENGINE_CLI, ['volume', 'rm', '--force', ...made], { reject: false });
     rmSync(root, { recursive: true, force: true });
   };
 
-  const info = await execa('docker', ['info', '--format', '{{.ServerVersion}}'], { reject: false });
+  const info = await execa(ENGINE_CLI, ['info', '--format', ENGINE_CLI === 'podman' ? '{{.Version.Version}}' : '{{.ServerVersion}}'], { reject: false });
   if (info.exitCode !== 0) {
     const why = String(info.stderr || info.message || 'no docker CLI').split('\n')[0];
     if (process.env.CI) throw new Error(`e2e: no Docker engine (${why}); CI must provide one: .ci/run starts dockerd`);
@@ -52,6 +55,6 @@ export default async function setup(project: TestProject) {
 
 async function mcpboxVolumes(): Promise<string[]> {
   // By name too: the engine makes a volume of its own (unlabelled) when a start names one that was removed.
-  const listed = await execa('docker', ['volume', 'ls', '--quiet', '--filter', 'name=mcpbox-'], { reject: false });
+  const listed = await execa(ENGINE_CLI, ['volume', 'ls', '--quiet', '--filter', 'name=mcpbox-'], { reject: false });
   return listed.exitCode === 0 ? listed.stdout.split('\n').filter(Boolean) : [];
 }

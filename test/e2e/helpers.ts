@@ -73,8 +73,14 @@ export async function connect(args: string[], env: Record<string, string> = test
   return { client, transport, pid, stderr: () => stderr, errors, close: () => client.close() };
 }
 
+/** The engine CLI the e2e run drives: docker, or podman when MCPBOX_ENGINE says so (the Podman matrix in .ci/run). */
+export const ENGINE_CLI = process.env.MCPBOX_ENGINE === 'podman' ? 'podman' : 'docker';
+
+/** A container label in a ps --format template: docker's .Label, podman's index into .Labels. */
+export const labelFormat = (name: string) => (ENGINE_CLI === 'podman' ? `{{index .Labels "${name}"}}` : `{{.Label "${name}"}}`);
+
 export async function docker(args: string[]) {
-  return execa('docker', args, { reject: false });
+  return execa(ENGINE_CLI, args, { reject: false });
 }
 
 /** Containers (running or not) that a given mcpbox process owns. */

@@ -16,6 +16,8 @@ import {
   testEnv,
   waitFor,
   WORKDIR,
+  labelFormat,
+  ENGINE_CLI,
 } from './helpers.js';
 
 const engine = inject('engine');
@@ -98,14 +100,14 @@ describe.skipIf(!engine)('no orphans: the container lives exactly as long as its
   it('30 runs started in parallel, then killed (TERM, INT and KILL): zero containers left', async () => {
     const runs = await Promise.all(Array.from({ length: 30 }, () => startRaw(STUBBORN_ARGS)));
     const pids = runs.map((r) => r.pid);
-    const running = (await docker(['ps', '--filter', 'label=dev.mcpbox.managed=true', '--format', '{{.Label "dev.mcpbox.owner-pid"}}'])).stdout.split('\n');
+    const running = (await docker(['ps', '--filter', 'label=dev.mcpbox.managed=true', '--format', labelFormat('dev.mcpbox.owner-pid')])).stdout.split('\n');
     expect(pids.every((pid) => running.includes(String(pid)))).toBe(true);
     const signals = ['SIGTERM', 'SIGINT', 'SIGKILL'] as const;
     runs.forEach((run, i) => process.kill(run.pid, signals[i % 3]));
     await Promise.all(runs.map((r) => r.child));
     await waitFor(
       async () => {
-        const left = (await docker(['ps', '-a', '--filter', 'label=dev.mcpbox.managed=true', '--format', '{{.Label "dev.mcpbox.owner-pid"}}'])).stdout.split('\n');
+        const left = (await docker(['ps', '-a', '--filter', 'label=dev.mcpbox.managed=true', '--format', labelFormat('dev.mcpbox.owner-pid')])).stdout.split('\n');
         return !pids.some((pid) => left.includes(String(pid)));
       },
       30_000,
@@ -204,8 +206,9 @@ describe.skipIf(!engine)('finding the engine', () => {
 
   const canMask = process.getuid?.() === 0 && existsSync('/usr/bin/unshare');
   it.runIf(canMask)('no docker anywhere: exit 72, one line with a hint, stdout empty', async () => {
-    // A private mount namespace where every docker CLI on this machine is masked by /dev/null.
-    const candidates = [...wellKnownEnginePaths('linux', process.env.HOME ?? '/root'), '/usr/sbin/docker', '/bin/docker'].filter((p) => existsSync(p));
+    // A private mount namespace where every docker and podman CLI on this machine is masked by /dev/null.
+    const home = process.env.HOME ?? '/root';
+    const candidates = [...wellKnownEnginePaths('linux', home), ...wellKnownEnginePaths('linux', home, 'podman'), '/usr/sbin/docker', '/bin/docker', '/bin/podman'].filter((p) => existsSync(p));
     const masks = candidates.map((p) => `mount --bind /dev/null ${p}`).join(' && ');
     const result = await execa('unshare', ['--mount', 'sh', '-c', `${masks} && exec "$0" "$@"`, process.execPath, MCPBOX, 'run', 'npx', '-y', EVERYTHING], {
       cwd: WORKDIR,
@@ -215,21 +218,25 @@ describe.skipIf(!engine)('finding the engine', () => {
     });
     expect(result.exitCode).toBe(72);
     expect(result.stdout).toBe('');
-    expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^mcpbox: no docker CLI found on PATH or in the usual install locations \(hint: .+\)$/)]);
+    expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^mcpbox: no (docker or podman|podman) CLI found on PATH or in the usual install locations (\(MCPBOX_ENGINE or the engine setting asks for podman\) )?\(hint: .+\)$/)]);
   });
 
-  it.each([
-    ['DOCKER_HOST at a socket nobody listens on', { DOCKER_HOST: 'unix:///tmp/mcpbox-e2e-nothing.sock' }],
-    ['a docker context that does not exist', { DOCKER_CONTEXT: 'mcpbox-e2e-missing-context' }],
-  ])('%s: exit 69, stdout empty, no container', async (_label, env) => {
+  it.each<[string, Record<string, string>]>(
+    ENGINE_CLI === 'podman'
+      ? [['CONTAINER_HOST at a socket nobody listens on', { CONTAINER_HOST: 'unix:///tmp/mcpbox-e2e-nothing.sock' }]]
+      : [
+          ['DOCKER_HOST at a socket nobody listens on', { DOCKER_HOST: 'unix:///tmp/mcpbox-e2e-nothing.sock' }],
+          ['a docker context that does not exist', { DOCKER_CONTEXT: 'mcpbox-e2e-missing-context' }],
+        ],
+  )('%s: exit 69, stdout empty, no container', async (_label, env) => {
     const result = await mcpbox(['run', 'npx', '-y', EVERYTHING], { env: testEnv(env) });
     expect(result.exitCode).toBe(69);
     expect(result.stdout).toBe('');
-    expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^mcpbox: the Docker engine is not answering: .+\(hint: .+\)$/)]);
+    expect(result.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^mcpbox: the (Docker|Podman) engine is not answering: .+\(hint: .+\)$/)]);
     expect(await containersOf(result.pid)).toEqual([]);
   });
 
-  it('DOCKER_HOST is respected', async () => {
+  it.runIf(ENGINE_CLI === 'docker')('DOCKER_HOST is respected', async () => {
     const result = await mcpbox(['run', 'npx', '-c', 'echo via-host'], { env: testEnv({ DOCKER_HOST: 'unix:///var/run/docker.sock' }) });
     expect([result.exitCode, result.stdout.trim()]).toEqual([0, 'via-host']);
   });

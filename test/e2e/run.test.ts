@@ -16,6 +16,7 @@ import {
   testEnv,
   textOf,
   waitFor,
+  ENGINE_CLI,
 } from './helpers.js';
 
 const engine = inject('engine');
@@ -166,7 +167,8 @@ describe.skipIf(!engine)('images, networks, exit codes', () => {
       expect(textOf(result)).toContain('stock');
       const [container] = await containersOf(session.pid);
       const image = (await docker(['inspect', '--format', '{{.Config.Image}}', container!])).stdout;
-      expect(image).toBe(stock);
+      // Podman names a local image localhost/…
+      expect(image.replace(/^localhost\//, '')).toBe(stock);
       expectConfined(await serverProcesses(container!));
     } finally {
       await session.close();
@@ -195,7 +197,8 @@ describe.skipIf(!engine)('bad input: one line with a hint, a distinct code, stdo
     ['no package', ['run', 'npx', '-y'], {}, 64, /no package named for npx/],
     ['unknown runner option', ['run', 'uvx', '--frm', 'x', 'y'], {}, 64, /unknown uvx option --frm/],
     ['no docker binary', ['run', 'npx', '-y', EVERYTHING], { MCPBOX_DOCKER: '/nonexistent/docker' }, 72, /MCPBOX_DOCKER names \/nonexistent\/docker/],
-    ['engine not answering', ['run', 'npx', '-y', EVERYTHING], { DOCKER_HOST: 'unix:///tmp/mcpbox-e2e-no-engine.sock' }, 69, /Docker engine is not answering/],
+    // Podman answers DOCKER_HOST with its own engine; CONTAINER_HOST makes it talk to a service.
+    ['engine not answering', ['run', 'npx', '-y', EVERYTHING], { [ENGINE_CLI === 'podman' ? 'CONTAINER_HOST' : 'DOCKER_HOST']: 'unix:///tmp/mcpbox-e2e-no-engine.sock' }, 69, /(Docker|Podman) engine is not answering/],
     ['image that cannot be pulled', ['run', '--image', 'mcpbox-e2e/does-not-exist:none', 'npx', '-y', EVERYTHING], {}, 73, /could not pull mcpbox-e2e\/does-not-exist:none/],
     ['default image that cannot be built', ['run', 'npx', '-y', EVERYTHING], { MCPBOX_NPX_BASE_IMAGE: 'mcpbox-e2e/missing-base:none' }, 73, /could not build mcpbox\/npx:\w+/],
     ['bad limit', ['run', '--memory', 'lots', 'npx', '-y', EVERYTHING], {}, 64, /--memory must be a size/],

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { MCPBOX, quietStateDir, testEnv } from './helpers.js';
+import { docker, MCPBOX, quietStateDir, testEnv } from './helpers.js';
 
 /**
  * The shell aliases behave like the real npx: under a real terminal (script(1) gives one), a tool
@@ -78,7 +78,7 @@ describe.skipIf(!engine)('terminal tools', () => {
   it('Ctrl-C ends even a server that ignores it, within the grace period, and leaves no container', async () => {
     const stubborn = 'process.on("SIGINT",()=>console.log("ignored"));console.log("ready-for-ctrl-c");setInterval(()=>{},1000)';
     const line = `${mcpbox} run npx -y -p cowsay -c ${quote(`node -e '${stubborn}'`)}`;
-    const before = (await execa('docker', ['ps', '-q', '--filter', 'label=dev.mcpbox.owner-pid'])).stdout;
+    const before = (await docker(['ps', '-q', '--filter', 'label=dev.mcpbox.owner-pid'])).stdout;
     const child = execa('script', ['-qec', line, '/dev/null'], { cwd: project, env, reject: false, timeout: 120_000 });
     let output = '';
     let pressed = 0;
@@ -94,6 +94,6 @@ describe.skipIf(!engine)('terminal tools', () => {
     // The grace period is 2 s: SIGINT, then the container is removed.
     expect(Date.now() - pressed).toBeLessThan(12_000);
     expect(result.exitCode).toBe(130);
-    expect((await execa('docker', ['ps', '-q', '--filter', 'label=dev.mcpbox.owner-pid'])).stdout).toBe(before);
+    expect((await docker(['ps', '-q', '--filter', 'label=dev.mcpbox.owner-pid'])).stdout).toBe(before);
   });
 });

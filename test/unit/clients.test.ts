@@ -41,11 +41,13 @@ describe('where clients keep their configuration', () => {
 });
 
 describe('engine kind', () => {
+  const base = { product: 'Docker Engine', rootless: false, os: undefined, cgroupVersion: undefined, remote: false } as const;
   it.each([
-    [[{ Name: 'Engine' }], { OperatingSystem: 'Docker Desktop', CgroupVersion: '2' }, 'Docker Desktop, on Docker Desktop, cgroup v2'],
-    [[{ Name: 'Podman Engine' }], { OperatingSystem: 'fedora' }, 'Podman, on fedora'],
-    [[{ Name: 'Engine' }], { OperatingSystem: 'Ubuntu 24.04', SecurityOptions: ['name=seccomp,profile=builtin', 'name=rootless'] }, 'Docker Engine, rootless, on Ubuntu 24.04'],
-  ])('%j %j', (components, info, text) => {
-    expect(engineKind(components, info)).toBe(text);
+    [{ ...base, product: 'Docker Desktop', os: 'Docker Desktop', cgroupVersion: '2' }, 'Docker Desktop, on Docker Desktop, cgroup v2'],
+    [{ ...base, product: 'Podman', os: 'fedora' }, 'Podman, on fedora'],
+    [{ ...base, os: 'Ubuntu 24.04', rootless: true }, 'Docker Engine, rootless, on Ubuntu 24.04'],
+    [{ ...base, product: 'Podman', rootless: true, cgroupVersion: '1', os: 'debian 12' }, 'Podman, rootless, on debian 12, cgroup v1'],
+  ] as const)('%j', (engine, text) => {
+    expect(engineKind(engine)).toBe(text);
   });
 });

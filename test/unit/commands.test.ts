@@ -247,7 +247,7 @@ describe('egress', () => {
     await run('npx', ['-y', 'pkg'], learnFlags, context());
     const argv = argvOf();
     expect(flag(argv, '--network')).toEqual(['none']);
-    expect(flag(argv, '--mount')).toContainEqual(expect.stringMatching(/^type=volume,source=mcpbox-egress-1000-[0-9a-f]{12}-socket,target=\/mcpbox\/egress,readonly$/));
+    expect(flag(argv, '--mount')).toContainEqual(expect.stringMatching(/^type=volume,source=mcpbox-egress-1000-[0-9a-f]{12}-socket,target=\/mcpbox\/egress,ro$/));
     expect(flag(argv, '--env')).toEqual(expect.arrayContaining(['HTTPS_PROXY=http://127.0.0.1:3128', 'NODE_USE_ENV_PROXY=1', 'NO_PROXY=localhost,127.0.0.1,::1']));
     expect(flag(argv, '--env-file')).toEqual(['/run/fake/env']);
     expect(argv.join(' ')).toMatch(/node -e .*MCPBOX-EGRESS .*python3 -I -c/s);

@@ -115,3 +115,13 @@ describe('the browser variant', () => {
     expect(problems.map((p) => p.key)).toEqual(['imageVariant', 'packages.x.imageVariant']);
   });
 });
+
+describe('an engine on another machine', () => {
+  const remote = ctx({ env: { XDG_STATE_HOME: '/state', PATH: '/usr/bin', DOCKER_HOST: 'tcp://127.0.0.1:2375', MCPBOX_DOCKER: process.execPath, NODE_EXTRA_CA_CERTS: '/srv/notes' } });
+  it('a path argument is refused with a hint; without paths the plan mounts nothing of this machine', () => {
+    expect(() => plan('npx', ['-y', '@modelcontextprotocol/server-filesystem', '/srv/notes'], {}, remote)).toThrow(/the engine is on another machine \(DOCKER_HOST=tcp:\/\/127\.0\.0\.1:2375\): \/srv\/notes is a path of this one, which it can't mount/);
+    const spec = plan('npx', ['-y', '@modelcontextprotocol/server-everything'], {}, remote).spec;
+    expect(spec.mounts.filter((m) => m.type === 'bind')).toEqual([]);
+    expect(spec.env.map((v) => v.name)).not.toContain('NODE_EXTRA_CA_CERTS');
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatUptime, type ManagedContainer, ownership, parsePs } from '../../src/engine/containers.js';
+import { formatUptime, type ManagedContainer, ownership, parsePs, psFormat } from '../../src/engine/containers.js';
 import { staleContainers } from '../../src/lifecycle/sweep.js';
 
 const container = (over: Partial<ManagedContainer> = {}): ManagedContainer => ({
@@ -75,5 +75,12 @@ describe('uptime', () => {
     [90_000, '1d01h'],
   ])('%i s → %s', (seconds, text) => {
     expect(formatUptime(seconds)).toBe(text);
+  });
+});
+
+describe('the ps template per CLI', () => {
+  it("docker reads .Label and .State; podman indexes .Labels and reads the machine state under .ListContainer", () => {
+    expect(psFormat('docker').split('\t').slice(0, 3)).toEqual(['{{.Names}}', '{{.State}}', '{{.Label "dev.mcpbox.runner"}}']);
+    expect(psFormat('podman').split('\t').slice(0, 3)).toEqual(['{{.Names}}', '{{.ListContainer.State}}', '{{index .Labels "dev.mcpbox.runner"}}']);
   });
 });

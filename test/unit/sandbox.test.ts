@@ -94,7 +94,7 @@ describe('docker run argv', () => {
     );
     const argv = runArgv(spec);
     expect(flagValue(argv, '--user')).toEqual(['1000:1000']);
-    expect(flagValue(argv, '--mount')).toEqual(expect.arrayContaining(['type=bind,source=/home/me/notes,target=/home/me/notes', 'type=bind,source=/data,target=/data,readonly']));
+    expect(flagValue(argv, '--mount')).toEqual(expect.arrayContaining(['type=bind,source=/home/me/notes,target=/home/me/notes', 'type=bind,source=/data,target=/data,ro']));
     expect(flagValue(argv, '--workdir')).toEqual(['/home/me/project']);
     expect(flagValue(argv, '--env')).toEqual(expect.arrayContaining(['USER=me', 'LOGNAME=me']));
     expect(argv.slice(-3)).toEqual(['-y', 'pkg', '/home/me/notes']);
@@ -106,7 +106,7 @@ describe('docker run argv', () => {
 
   it('mount fields with commas are CSV-quoted', () => {
     const ca = { mounts: [{ hostPath: '/a,b/ca.pem', containerPath: '/mcpbox/ca/1-ca.pem' }], env: {}, missing: [] };
-    expect(flagValue(runArgv(containerSpec(input({ ca }))), '--mount')).toContain('type=bind,"source=/a,b/ca.pem",target=/mcpbox/ca/1-ca.pem,readonly');
+    expect(flagValue(runArgv(containerSpec(input({ ca }))), '--mount')).toContain('type=bind,"source=/a,b/ca.pem",target=/mcpbox/ca/1-ca.pem,ro');
   });
 });
 
@@ -291,7 +291,7 @@ describe('the install volume and the cache', () => {
   it('a locked server: its install volume read-only, a throwaway cache, no cache volume', () => {
     const argv = runArgv(containerSpec(input({ command: command({ volume: 'mcpbox-npx-x-1-install', readonly: true }, true) })));
     const mounts = flagValue(argv, '--mount');
-    expect(mounts).toContain('type=volume,source=mcpbox-npx-x-1-install,target=/mcpbox/install,readonly');
+    expect(mounts).toContain('type=volume,source=mcpbox-npx-x-1-install,target=/mcpbox/install,ro');
     expect(mounts.some((m) => /target=\/mcpbox\/cache/.test(m!))).toBe(false);
     expect(flagValue(argv, '--tmpfs').some((t) => t!.startsWith('/mcpbox/cache:'))).toBe(true);
   });
