@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import { CLIENT_NAMES } from './clients/table.js';
+import type { ExportFlags } from './commands/export.js';
 import type { RunFlags } from './commands/run.js';
 import type { GateFlags } from './sandbox/plan.js';
 import type { ServeFlags } from './commands/serve.js';
@@ -103,6 +104,28 @@ const COMMANDS: readonly CommandEntry[] = [
         .option('--min-release-age <age>', MIN_RELEASE_AGE_HELP)
         .option('--yes', YES_HELP),
     run: async (ctx, [runner, packages, flags]) => (await import('./commands/pull.js')).pull(runner as string, packages as string[], ctx, flags as GateFlags),
+  },
+  {
+    name: 'export',
+    // `export kubernetes` is a subcommand, so its options may follow it (and stop at the runner).
+    define: (c) =>
+      c
+        .description('write the manifests that run the same sandbox elsewhere')
+        .command('kubernetes')
+        .description('a Pod per session with the same confinement, its volume claims, a NetworkPolicy for its egress, env from a Secret by name')
+        .argument('[runner]', 'npx or uvx (or --serve)')
+        .argument('[args...]', "the runner's own arguments and the package")
+        .option('--serve <file>', 'every server of a serve configuration (servers.json)')
+        .option('--name <name>', 'the name in the cluster (default: mcpbox-<runner>-<package>)')
+        .option('--image <image>', 'the image, as the cluster pulls it (default: the local mcpbox/<runner> tag: push it to your registry)')
+        .option('-e, --env <NAME>', 'a variable the server gets, from the Secret <name>-env; repeatable', collect, [])
+        .option('--egress <policy>', 'none, open, learn (the registry only) or HOST,HOST…')
+        .option('--memory <size>', 'memory limit (default 2g)')
+        .option('--cpus <n>', 'CPU limit (default 2)')
+        .option('--cache-size <size>', 'the cache claim (default 4Gi)')
+        .option('--data-size <size>', "the server's data claim (default 1Gi)")
+        .passThroughOptions(),
+    run: async (ctx, [runner, args, flags]) => (await import('./commands/export.js')).exportManifests('kubernetes', runner as string | undefined, args as string[], flags as ExportFlags, ctx),
   },
   {
     name: 'doctor',
