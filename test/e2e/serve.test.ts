@@ -279,11 +279,11 @@ describe.skipIf(!engine)('mcpbox serve: idle sessions, shutdown, refusals', () =
   });
 });
 
-// Podman starts containers one lock at a time (about a second each on this 2-core machine): its pass
-// loads serve with 10 concurrent sessions, Docker's with 50.
-const LOAD_SESSIONS = ENGINE_CLI === 'podman' ? 10 : 50;
+// Not in the Podman pass: with ten serve sessions starting at once, Podman 4.3 here once left its
+// containers stuck in Created and every later podman command waiting (README, Engines).
+const LOAD_SESSIONS = 50;
 
-describe.skipIf(!engine)('mcpbox serve under load', () => {
+describe.skipIf(!engine || ENGINE_CLI === 'podman')('mcpbox serve under load', () => {
   it(`${LOAD_SESSIONS} concurrent sessions, ${LOAD_SESSIONS * 40} tool calls: no errors, and no container left after shutdown`, async () => {
     const served = await startServe({ authTokens: [TOKEN], maxSessions: 64, mcpServers: { everything: { command: 'npx', args: ['-y', EVERYTHING], maxSessions: 64 } } });
     const sessions = LOAD_SESSIONS;
