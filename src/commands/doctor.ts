@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { runArgv } from '../sandbox/argv.js';
-import { type DockerEngine, type EngineDescription, engineCliOf } from '../engine/docker.js';
-import { locateEngine } from '../engine/locate.js';
+import type { DockerEngine, EngineDescription } from '../engine/docker.js';
+import { engineCliOf, locateEngine } from '../engine/locate.js';
 import { CA_VARS, PROXY_VARS } from '../sandbox/env.js';
 import { eofWatcher } from '../lifecycle/eof-watch.js';
 import { McpboxError } from '../errors.js';

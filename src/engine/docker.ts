@@ -27,10 +27,6 @@ export interface EngineOptions {
   readonly runtimeDir: string;
 }
 
-/** Which CLI mcpbox drives: the docker CLI, or Podman's (docker-compatible, with a few differences). */
-export type EngineCli = EngineName;
-export { engineCliOf };
-
 /** What `describe` learns of the engine: for doctor, and for what differs (rootless limits). */
 export interface EngineDescription {
   readonly product: 'Docker Engine' | 'Docker Desktop' | 'Podman';
@@ -85,7 +81,8 @@ export const VOLUME_ID = 'dev.mcpbox.volume-id';
 
 export class DockerEngine {
   readonly bin: string;
-  readonly cli: EngineCli;
+  /** Which CLI mcpbox drives: the docker CLI, or Podman's (docker-compatible, with a few differences). */
+  readonly cli: EngineName;
   readonly #env: Readonly<Record<string, string>>;
   readonly #log: Logger;
   readonly #timeoutMs: number;

@@ -132,15 +132,18 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
   return { spec: containerSpec(input), input, choice, client, proxies };
 }
 
-/** `DOCKER_HOST tcp://…` when the engine the settings choose is on another machine; undefined when it is this one's. */
+/** `DOCKER_HOST=tcp://…` when the engine the settings choose is on another machine; undefined when it is this one's. */
 function remoteEngine(env: HostContext['env'], settings: Pick<Settings, 'docker' | 'engine'>): string | undefined {
+  const locations = { docker: engineLocation(env, 'docker'), podman: engineLocation(env, 'podman') };
+  // Which CLI runs matters only when one of them would reach another machine: then it is looked up.
+  if (!locations.docker.remote && !locations.podman.remote) return undefined;
   let cli: EngineName = 'docker';
   try {
     cli = engineCliOf(locateEngine({ env, configured: settings.docker, engine: settings.engine }).path);
   } catch {
     // No engine found: opening it says so, later.
   }
-  const location = engineLocation(env, cli);
+  const location = locations[cli];
   return location.remote ? `${location.via}=${location.endpoint}` : undefined;
 }
 

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { engineCliOf } from '../../src/engine/docker.js';
-import { engineLocation, enginePath, locateEngine, wellKnownEnginePaths } from '../../src/engine/locate.js';
+import { engineCliOf, engineLocation, enginePath, locateEngine, wellKnownEnginePaths } from '../../src/engine/locate.js';
 import { EngineNotFoundError } from '../../src/errors.js';
 
 const only = (...paths: string[]) => (path: string) => paths.includes(path);
