@@ -5,7 +5,7 @@ import { applyPackagePolicies, type Settings } from '../config/settings.js';
 import { UsageError } from '../errors.js';
 import { parseRunnerArgs } from '../runners/table.js';
 import type { RunnerInvocation } from '../runners/types.js';
-import { kubernetesManifests } from '../sandbox/kubernetes.js';
+import { kubernetesManifests, secretName } from '../sandbox/kubernetes.js';
 import { DEFAULT_FLAGS, planRun, type RunFlags, withFlags } from '../sandbox/plan.js';
 import { readServeConfig } from '../serve/config.js';
 import type { CommandContext } from './context.js';
@@ -28,9 +28,9 @@ export async function exportManifests(target: string, runner: string | undefined
   const servers = flags.serve
     ? readServeConfig(flags.serve, ctx.env).servers.map((s) => ({ name: s.name, invocation: parseRunnerArgs(s.runner, [...s.args]), env: Object.keys(s.env) }))
     : [{ name: flags.name, invocation: parseRunnerArgs(requireRunner(runner), args), env: [] as string[] }];
-  const documents = servers.flatMap((server) => manifestsFor(server.invocation, settings, { ...flags, name: server.name, env: [...flags.env, ...server.env] }, ctx));
-  const secrets = documents.flatMap((d) => secretNames(d));
-  ctx.stdout.write(`${header(secrets)}${documents.map((d) => dump(d, { noRefs: true, lineWidth: -1 })).join('---\n')}`);
+  const exported = servers.map((server) => manifestsFor(server.invocation, settings, { ...flags, name: server.name, env: [...flags.env, ...server.env] }, ctx));
+  const documents = exported.flatMap((e) => e.documents);
+  ctx.stdout.write(`${header(exported.map((e) => e.secret))}${documents.map((d) => dump(d, { noRefs: true, lineWidth: -1 })).join('---\n')}`);
   return 0;
 }
 
@@ -39,26 +39,30 @@ function requireRunner(runner: string | undefined): string {
   return runner;
 }
 
-function manifestsFor(invocation: RunnerInvocation, base: Settings, flags: ExportFlags, ctx: CommandContext): Record<string, unknown>[] {
+/** A server's manifests, and the Secret they name: its name and the variables it must hold. */
+function manifestsFor(invocation: RunnerInvocation, base: Settings, flags: ExportFlags, ctx: CommandContext): { documents: Record<string, unknown>[]; secret: { name: string; keys: string[] } } {
   const settings = applyPackagePolicies(base, invocation.runner, invocation.packages.map((p) => p.name));
   // The plan a client's run would get, minus the host: nothing of this machine is mounted on a cluster.
   const plan = planRun(invocation, settings, { ...DEFAULT_FLAGS, ...flags, env: [], autoMount: false, client: true, export: true }, ctx);
   const ca = plan.input.ca;
   const caVars = new Set(Object.keys(ca.env));
   const fixed = Object.fromEntries(plan.spec.env.filter((v) => v.via === 'argv' && !caVars.has(v.name) && v.name !== 'HOME' && !v.name.startsWith('MCPBOX_')).map((v) => [v.name, v.value]));
-  return kubernetesManifests({
-    name: clusterName(flags.name ?? `mcpbox-${invocation.runner}-${invocation.packages[0]?.name ?? 'server'}`),
+  const name = clusterName(flags.name ?? `mcpbox-${invocation.runner}-${invocation.packages[0]?.name ?? 'server'}`);
+  const secretEnv = [...new Set([...(settings.env ?? []), ...flags.env].map((e) => e.split('=')[0]!))];
+  const documents = kubernetesManifests({
+    name,
     invocation,
     command: [invocation.executable, ...invocation.args],
     image: flags.image ?? plan.spec.image,
     policy: plan.spec.policy,
     egress: settings.egress ?? 'learn',
-    secretEnv: [...new Set([...(settings.env ?? []), ...flags.env].map((e) => e.split('=')[0]!))],
+    secretEnv,
     env: fixed,
     ca: ca.mounts.length > 0 ? { pem: ca.mounts.map((m) => readFileSync(m.hostPath, 'utf8').trim()).join('\n'), vars: [...caVars] } : undefined,
     cacheSize: flags.cacheSize ?? '4Gi',
     dataSize: flags.dataSize ?? '1Gi',
   });
+  return { documents, secret: { name: secretName(name), keys: secretEnv } };
 }
 
 /** A DNS label: lower case, digits and dashes, at most 50 characters (the longest suffix, -egress, still fits 63). */
@@ -74,22 +78,11 @@ export function clusterName(text: string): string {
   );
 }
 
-function secretNames(document: Record<string, unknown>): string[] {
-  if (document.kind !== 'Pod') return [];
-  const containers = (document.spec as { containers: { env?: { name: string; valueFrom?: { secretKeyRef: { name: string; key: string } } }[] }[] }).containers;
-  return containers.flatMap((c) => (c.env ?? []).flatMap((e) => (e.valueFrom ? [`${e.valueFrom.secretKeyRef.name} ${e.valueFrom.secretKeyRef.key}`] : [])));
-}
-
-function header(secrets: readonly string[]): string {
-  const bySecret = new Map<string, string[]>();
-  for (const entry of secrets) {
-    const [secret, key] = entry.split(' ') as [string, string];
-    bySecret.set(secret, [...(bySecret.get(secret) ?? []), key]);
-  }
+function header(secrets: readonly { name: string; keys: readonly string[] }[]): string {
   const lines = [
     '# Written by mcpbox export kubernetes: the same sandbox as mcpbox run, as a Pod per session (attach',
     '# with kubectl attach -i), its volumes and its egress policy.',
-    ...[...bySecret].map(([secret, keys]) => `# Values come from a Secret, never from here: kubectl create secret generic ${secret} ${keys.map((k) => `--from-literal=${k}=…`).join(' ')}`),
+    ...secrets.filter((s) => s.keys.length > 0).map((s) => `# Values come from a Secret, never from here: kubectl create secret generic ${s.name} ${s.keys.map((k) => `--from-literal=${k}=…`).join(' ')}`),
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -1,13 +1,12 @@
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createTwoFilesPatch } from 'diff';
 import { UsageError } from '../errors.js';
-import { writeFileAtomic } from '../files.js';
 import { findLock, readLock, writeLockEntry } from '../install/lock-files.js';
 import type { LockEntry } from '../install/lock.js';
 import { stateDir } from '../paths.js';
 import type { ToolCallRecord } from '../tools/audit.js';
 import { compareOffers, OFFER_KINDS, OFFERS, type OfferedItem, type OfferKind, pinOffers, type ToolChange, type ToolPin } from '../tools/pin.js';
-import { auditFile, type OfferedLists, pinnedFile, readPinned, readSeen, seenFile } from '../tools/session.js';
+import { auditFile, mergeLists, type OfferedLists, pinnedFile, readPinned, readSeen, seenFile } from '../tools/session.js';
 import type { CommandContext } from './context.js';
 
 /**
@@ -65,7 +64,7 @@ function accept(ctx: CommandContext, at: { state: string; lockPath: string; key:
   const kinds = OFFER_KINDS.filter((kind) => seen[kind]);
   const pin = Object.assign({}, entry.tools, ...kinds.map((kind) => pinOffers(kind, seen[kind]!)), { version: entry.version }) as ToolPin;
   writeLockEntry(at.lockPath, key, { ...entry, tools: pin });
-  writeFileAtomic(pinnedFile(at.state, key), `${JSON.stringify({ ...readPinned(at.state, key), ...seen, key }, null, 2)}\n`);
+  mergeLists(pinnedFile(at.state, key), key, seen, seen.at);
   rmSync(seenFile(at.state, key), { force: true });
   const what = at.changes.map((c) => `${c.kind} ${c.of === 'tools' ? '' : `${OFFERS[c.of].noun} `}${c.name}`).join(', ') || 'no change';
   ctx.stdout.write(`${entry.name}: pinned the ${kinds.map((kind) => `${seen[kind]!.length} ${OFFERS[kind].noun}s`).join(' and ')} it offered on ${seen.at} (${what})\n`);

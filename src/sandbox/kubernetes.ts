@@ -33,6 +33,8 @@ export interface KubernetesInput {
 type Manifest = Record<string, unknown>;
 
 export const CA_DIR = '/mcpbox/ca';
+/** The Secret a server's variables come from. */
+export const secretName = (name: string) => `${name}-env`;
 const NOBODY_ID = 65534;
 const labels = (input: KubernetesInput) => ({ 'app.kubernetes.io/name': input.name, 'app.kubernetes.io/managed-by': 'mcpbox', 'mcpbox.dev/runner': input.invocation.runner });
 
@@ -71,7 +73,7 @@ function pod(input: KubernetesInput): Manifest {
       .filter(([name]) => !input.secretEnv.includes(name))
       .map(([name, value]) => ({ name, value })),
     ...(input.ca?.vars ?? []).map((name) => ({ name, value: `${CA_DIR}/ca.pem` })),
-    ...input.secretEnv.map((name) => ({ name, valueFrom: { secretKeyRef: { name: `${input.name}-env`, key: name } } })),
+    ...input.secretEnv.map((name) => ({ name, valueFrom: { secretKeyRef: { name: secretName(input.name), key: name } } })),
   ];
   const limits = { memory: kubernetesQuantity(input.policy.memory), cpu: input.policy.cpus };
   return {

@@ -1,5 +1,5 @@
 import type { ToolChangesPolicy, ToolPolicy } from '../config/settings.js';
-import { compareOffers, OFFER_KINDS, OFFERS, type OfferedItem, type OfferKind, pinOffers, type ToolPin } from './pin.js';
+import { compareOffers, OFFER_KINDS, OFFERS, type OfferedItem, type OfferKind, pinOffers, type ToolChange, type ToolPin } from './pin.js';
 import { poisonFindings } from './poison.js';
 import { toolAllowed } from './policy.js';
 
@@ -63,7 +63,7 @@ export class OfferGuard {
     const changes = compareOffers(kind, this.#pin[kind], items).filter((c) => c.kind !== 'removed');
     if (changes.length > 0) this.#options.onChanged(kind, items);
     for (const change of changes) {
-      this.#report(kind, change.kind === 'new' ? 'offers a new' : 'changed', change.name, change.detail);
+      this.#report(kind, change);
       if (this.#options.toolChanges === 'block') state.blocked.set(change.name, change.detail);
     }
     state.offered = new Set([...Object.keys(this.#pin[kind]), ...(this.#options.toolChanges === 'warn' ? items.map((t) => t.name) : [])]);
@@ -93,10 +93,10 @@ export class OfferGuard {
     this.#options.onPin(this.#pin, kind, items);
   }
 
-  #report(kind: OfferKind, what: string, name: string, detail: string): void {
+  #report(kind: OfferKind, { kind: what, name, detail }: ToolChange): void {
     const { server, version, review, toolChanges } = this.#options;
     const noun = OFFERS[kind].noun;
-    const line = `${server} ${what === 'changed' ? `changed ${noun}` : `offers a new ${noun}`} "${name}": ${detail}`;
+    const line = `${server} ${what === 'new' ? `offers a new ${noun}` : `changed ${noun}`} "${name}": ${detail}`;
     if (this.#said.has(line)) return;
     this.#said.add(line);
     const sameVersion = this.#pin.version !== undefined && this.#pin.version === version;

@@ -61,12 +61,12 @@ export function sessionRelay(places: SessionPlaces, entry: LockEntry | undefined
       if (!current || (current.tools?.[kind] && !pinnedHere.has(kind))) return;
       const section = kind === 'tools' ? { names: pin.names, tools: pin.tools } : { [kind]: pin[kind] };
       writeLockEntry(lock.path, lock.key, { ...current, tools: { ...current.tools, ...section, version: current.tools?.version ?? pin.version } });
-      mergeLists(pinnedFile(places.stateDir, lock.key), lock.key, kind, items);
+      mergeLists(pinnedFile(places.stateDir, lock.key), lock.key, { [kind]: items });
       if (!pinnedHere.has(kind)) log.note(`pinned the ${items.length} ${OFFERS[kind].noun}s ${places.server} offers: a change to any of them is held back until you accept it (mcpbox tools ${places.server})`);
       pinnedHere.add(kind);
     },
     onChanged: (kind, items) => {
-      if (lock) mergeLists(seenFile(places.stateDir, lock.key), lock.key, kind, items);
+      if (lock) mergeLists(seenFile(places.stateDir, lock.key), lock.key, { [kind]: items });
     },
     otherTools: () => otherServersTools(places.lock?.path ?? places.lockPath, lock?.key),
     audit: (record) => {
@@ -80,10 +80,10 @@ export function sessionRelay(places: SessionPlaces, entry: LockEntry | undefined
   });
 }
 
-function mergeLists(file: string, key: string, kind: OfferKind, items: readonly OfferedItem[]): void {
+/** Writes lists of some kinds into a file of lists (the pinned definitions, or a changed list), keeping its other kinds. */
+export function mergeLists(file: string, key: string, lists: Omit<Partial<OfferedLists>, 'key' | 'at'>, at = new Date().toISOString()): void {
   const before = readJsonFile<OfferedLists | undefined>(file, undefined);
-  const lists: OfferedLists = { ...before, key, at: new Date().toISOString(), [kind]: items };
-  writeFileAtomic(file, `${JSON.stringify(lists, null, 2)}\n`);
+  writeFileAtomic(file, `${JSON.stringify({ ...before, ...lists, key, at }, null, 2)}\n`);
 }
 
 /** The tool names the other servers in a lock were pinned with: a description naming one of them is flagged. */
