@@ -56,6 +56,7 @@ const COMMANDS: readonly CommandEntry[] = [
         .addOption(new Option('--no-lock', 'resolve the package on every start through npx/uvx, as typed, instead of installing it once and locking it'))
         .option('--grace <seconds>', 'time a server gets to exit after its input ends or a signal (default 2)')
         .addOption(new Option('--no-stop-on-eof', 'keep the server running after its input ends (for commands fed from a pipe)'))
+        .addOption(new Option('--no-standby', 'start this server fresh and leave no standby for its next run (standby: false)'))
         .addOption(new Option('--no-inspect', "pass the client's messages raw: no tool pins, tool policy or audit for this run (toolChanges: off)"))
         .option('--min-release-age <age>', MIN_RELEASE_AGE_HELP)
         .option('--yes', YES_HELP)
@@ -235,7 +236,7 @@ const COMMANDS: readonly CommandEntry[] = [
   },
   {
     name: 'prune',
-    define: (c) => c.description('remove containers whose mcpbox process is gone, and say which').option('--json', 'print JSON'),
+    define: (c) => c.description('remove containers whose mcpbox process is gone, and standbys waiting for a client; say which').option('--json', 'print JSON'),
     run: async (ctx, [flags]) => (await import('./commands/prune.js')).prune(flags as { json?: boolean }, ctx),
   },
 ];
@@ -255,6 +256,7 @@ export function buildProgram(log: Logger, setExitCode: (code: number) => void): 
     username: process.env.USER ?? process.env.LOGNAME,
     // Loaded when a command needs the engine: --version and help never do.
     openEngine: async (choice, engineLog) => (await import('./engine/open.js')).openEngine({ env: process.env, log: engineLog ?? log }, choice),
+    selfArgv: [process.execPath, ...process.execArgv, ...process.argv.slice(1)],
   });
   const program = new Command('mcpbox')
     .description('Run MCP servers from npx and uvx in a hardened container: a drop-in, sandboxed npx/uvx.')

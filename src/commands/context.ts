@@ -9,4 +9,9 @@ import type { Logger } from '../log.js';
 export interface CommandContext extends HostContext {
   /** Finds and opens the engine CLI (`choice`: the docker and engine settings); its messages go to `log` (default: the context's). */
   readonly openEngine: (choice: EngineChoice | undefined, log?: Logger) => Promise<OpenedEngine>;
+  /**
+   * This process's own command line (node, its flags, the script, the arguments): src/cli.ts gives
+   * it, so that a run can start itself again to leave a standby (src/lifecycle/standby-run.ts).
+   */
+  readonly selfArgv?: readonly string[];
 }

@@ -1,7 +1,14 @@
+import type { ManagedContainer } from '../engine/containers.js';
 import { hostProbe } from '../lifecycle/processes.js';
 import { removeStale } from '../lifecycle/sweep.js';
 import { settingsFor } from '../config/files.js';
 import type { CommandContext } from './context.js';
+
+function pruned(c: ManagedContainer): string {
+  if (c.role === 'egress') return 'the egress proxy; no server runs';
+  if (c.role === 'standby') return `${c.runner} ${c.package}; a standby waiting for a client`;
+  return `${c.runner} ${c.package}; owner pid ${c.ownerPid} is gone`;
+}
 
 /** `mcpbox prune`: removes containers whose owning mcpbox process is gone, and says which. */
 export async function prune(flags: { json?: boolean }, ctx: CommandContext): Promise<number> {
@@ -12,7 +19,7 @@ export async function prune(flags: { json?: boolean }, ctx: CommandContext): Pro
     return 0;
   }
   for (const c of removed) {
-    ctx.stdout.write(c.role === 'egress' ? `removed ${c.name} (the egress proxy; no server runs)\n` : `removed ${c.name} (${c.runner} ${c.package}; owner pid ${c.ownerPid} is gone)\n`);
+    ctx.stdout.write(`removed ${c.name} (${pruned(c)})\n`);
   }
   if (removed.length === 0) ctx.log.info('nothing to prune: every mcpbox container has a live owner');
   return 0;

@@ -3,7 +3,7 @@ import { hostProbe } from '../lifecycle/processes.js';
 import { settingsFor } from '../config/files.js';
 import type { CommandContext } from './context.js';
 
-/** `mcpbox ps`: mcpbox's containers, with the process that owns each. */
+/** `mcpbox ps`: mcpbox's containers, with the process that owns each (standbys marked as such). */
 export async function ps(flags: { json?: boolean }, ctx: CommandContext): Promise<number> {
   const { engine } = await ctx.openEngine(await settingsFor(ctx));
   const probe = hostProbe();
@@ -15,6 +15,8 @@ export async function ps(flags: { json?: boolean }, ctx: CommandContext): Promis
     ownerPid: c.ownerPid,
     ownerHost: c.ownerHost,
     owner: ownership(c, probe),
+    // A server already started for its next client (src/lifecycle/standby.ts): no owner until one claims it.
+    standby: c.role === 'standby',
     state: c.state,
     startedAt: c.startedAt?.toISOString() ?? null,
     uptimeSeconds: c.startedAt ? Math.max(0, Math.round((now - c.startedAt.getTime()) / 1000)) : null,
@@ -29,7 +31,7 @@ export async function ps(flags: { json?: boolean }, ctx: CommandContext): Promis
       r.name,
       r.runner,
       r.package,
-      `${r.ownerPid}${r.owner === 'gone' ? ' (gone)' : r.owner === 'elsewhere' ? `@${r.ownerHost}` : ''}`,
+      r.standby ? '(standby)' : `${r.ownerPid}${r.owner === 'gone' ? ' (gone)' : r.owner === 'elsewhere' ? `@${r.ownerHost}` : ''}`,
       r.uptimeSeconds === null ? '-' : formatUptime(r.uptimeSeconds),
       r.state,
     ]),

@@ -14,7 +14,8 @@ import { refuseBeforeInstall } from '../install/before-install.js';
 import { findLock, readLock } from '../install/lock-files.js';
 import { launchSpec } from '../install/specs.js';
 import { hostProbe } from '../lifecycle/processes.js';
-import { startServer } from '../lifecycle/start.js';
+import { leaveStandbyFor, startServer } from '../lifecycle/start.js';
+import { LEAVE_STANDBY, respawnToLeaveStandby, standbyWanted } from '../lifecycle/standby-run.js';
 import { sweepSoon } from '../lifecycle/sweep.js';
 import { stateDir } from '../paths.js';
 import { parseRunnerArgs, type RunnerInvocation, RUNNERS, type RunnerSpec } from '../runners/table.js';
@@ -57,10 +58,16 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
     return 0;
   }
 
-  if (locked) await confirmInstall(invocation, locked, ctx);
+  const leaving = ctx.env[LEAVE_STANDBY] === 'leave';
+  if (locked && !leaving) await confirmInstall(invocation, locked, ctx);
   const { engine, env: engineEnv } = await ctx.openEngine(settings);
+  const input = { engine, engineEnv, ctx, plan, settings, locked, lockPath: findLock(ctx.cwd, state).path, stateDir: state, stopOnEof: flags.stopOnEof && plan.client };
+  if (leaving) return leaveStandbyFor(input);
   sweepSoon(engine, hostProbe(), ctx.log, state);
-  return startServer({ engine, engineEnv, ctx, plan, settings, locked, lockPath: findLock(ctx.cwd, state).path, stateDir: state, stopOnEof: flags.stopOnEof && plan.client });
+  const code = await startServer(input);
+  // The next launch of this server attaches to one already running (src/lifecycle/standby.ts).
+  if (locked && ctx.selfArgv && standbyWanted(settings, engine, { client: plan.client, tty: plan.spec.tty })) respawnToLeaveStandby(ctx.selfArgv, ctx.cwd, ctx.env, state);
+  return code;
 }
 
 /**

@@ -53,6 +53,10 @@ export interface Settings {
   toolChanges?: ToolChangesPolicy;
   /** Which tools a server may offer and be called with (src/tools/policy.ts). */
   tools?: ToolPolicy;
+  /** Start a locked server's next container ahead, waiting for its client (default true; src/lifecycle/standby.ts). */
+  standby?: boolean;
+  /** How long a standby waits for a client before it ends itself: "10m" (default), "90s", "1h". */
+  standbyIdle?: string;
 }
 
 export type ToolChangesPolicy = 'block' | 'warn' | 'off';
@@ -64,7 +68,7 @@ export interface ToolPolicy {
 }
 
 /** What a package's entry may set: the same settings, scoped to runs of that package. */
-export type PackagePolicy = Pick<Settings, 'env' | 'network' | 'memory' | 'cpus' | 'pids' | 'mounts' | 'grace' | 'egress' | 'imageVariant' | 'minReleaseAge' | 'provenance' | 'toolChanges' | 'tools'> & { image?: string };
+export type PackagePolicy = Pick<Settings, 'env' | 'network' | 'memory' | 'cpus' | 'pids' | 'mounts' | 'grace' | 'egress' | 'imageVariant' | 'minReleaseAge' | 'provenance' | 'toolChanges' | 'tools' | 'standby'> & { image?: string };
 
 export interface ConfigProblem {
   file: string;
@@ -80,6 +84,19 @@ export const IMAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/;
 /** The sandbox's limits when no setting names them (src/sandbox.ts builds its policy on these). */
 export const DEFAULT_LIMITS = { memory: '2g', cpus: '2', pids: 512, grace: 2 } as const;
 
+/** "10m" → 600 (seconds); undefined when it isn't a duration of at least 5 s and at most a day. */
+export function parseStandbyIdle(text: string): number | undefined {
+  const match = /^(\d+)([smh])$/.exec(text.trim());
+  if (!match) return undefined;
+  const seconds = Number(match[1]) * { s: 1, m: 60, h: 3600 }[match[2] as 's' | 'm' | 'h'];
+  return seconds >= 5 && seconds <= 86_400 ? seconds : undefined;
+}
+
+/** How long a standby waits for its client (the standbyIdle setting; 10 minutes by default: a client restarting its servers comes back within minutes). */
+export function standbyIdleSeconds(settings: Pick<Settings, 'standbyIdle'>): number {
+  return (settings.standbyIdle && parseStandbyIdle(settings.standbyIdle)) || 600;
+}
+
 /** "512m" → bytes; the engine's own reading of a size (a bare number is bytes). */
 export function sizeInBytes(size: string): number {
   const match = /^(\d+(?:\.\d+)?)([bkmg]?)$/i.exec(size);
@@ -87,8 +104,8 @@ export function sizeInBytes(size: string): number {
   const unit = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
   return Number(match[1]) * unit;
 }
-const KNOWN_KEYS = ['images', 'baseImages', 'imageVariant', 'memory', 'cpus', 'pids', 'network', 'env', 'grace', 'docker', 'mounts', 'autoMount', 'packages', 'updateInterval', 'cacheLimit', 'egress', 'installEgress', 'minReleaseAge', 'provenance', 'toolChanges', 'tools', 'engine'] as const;
-const POLICY_KEYS = ['env', 'network', 'memory', 'cpus', 'pids', 'mounts', 'grace', 'image', 'egress', 'imageVariant', 'minReleaseAge', 'provenance', 'toolChanges', 'tools'] as const;
+const KNOWN_KEYS = ['images', 'baseImages', 'imageVariant', 'memory', 'cpus', 'pids', 'network', 'env', 'grace', 'docker', 'mounts', 'autoMount', 'packages', 'updateInterval', 'cacheLimit', 'egress', 'installEgress', 'minReleaseAge', 'provenance', 'toolChanges', 'tools', 'engine', 'standby', 'standbyIdle'] as const;
+const POLICY_KEYS = ['env', 'network', 'memory', 'cpus', 'pids', 'mounts', 'grace', 'image', 'egress', 'imageVariant', 'minReleaseAge', 'provenance', 'toolChanges', 'tools', 'standby'] as const;
 const MOUNT_ENTRY = /^.+?(?::(?:ro|rw))?$/s;
 
 /** Pure: checks one file's contents. Problems name the file and the key. */
@@ -137,6 +154,10 @@ export function validateSettings(raw: unknown, file: string): { settings: Settin
     if (typeof input.updateInterval === 'number' && input.updateInterval > 0) settings.updateInterval = input.updateInterval;
     else problem('updateInterval', 'must be a positive number of hours');
   }
+  if (input.standbyIdle !== undefined) {
+    if (typeof input.standbyIdle === 'string' && parseStandbyIdle(input.standbyIdle) !== undefined) settings.standbyIdle = input.standbyIdle;
+    else problem('standbyIdle', 'must be a duration like "10m", "90s" or "1h" (at least 5s)');
+  }
   if (input.cacheLimit !== undefined) {
     if (typeof input.cacheLimit === 'string' && SIZE.test(input.cacheLimit) && sizeInBytes(input.cacheLimit) >= 64 * 1024 ** 2) settings.cacheLimit = input.cacheLimit;
     else problem('cacheLimit', 'must be a size of at least 64m, like "2g"');
@@ -177,7 +198,7 @@ export function validateSettings(raw: unknown, file: string): { settings: Settin
   return { settings, problems };
 }
 
-type Scalars = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'network' | 'env' | 'grace' | 'mounts' | 'egress' | 'imageVariant' | 'minReleaseAge' | 'provenance' | 'toolChanges' | 'tools'>;
+type Scalars = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'network' | 'env' | 'grace' | 'mounts' | 'egress' | 'imageVariant' | 'minReleaseAge' | 'provenance' | 'toolChanges' | 'tools' | 'standby'>;
 
 /** The settings a top-level file and a package entry share. */
 function validateScalars(input: Record<string, unknown>, prefix: string, problem: (key: string, message: string) => void): Scalars {
@@ -229,6 +250,10 @@ function validateScalars(input: Record<string, unknown>, prefix: string, problem
     if (typeof tools === 'object' && tools !== null && !Array.isArray(tools) && Object.keys(tools).every((k) => k === 'allow' || k === 'deny') && names(tools.allow) && names(tools.deny)) {
       out.tools = { ...(tools.allow !== undefined && { allow: tools.allow as string[] }), ...(tools.deny !== undefined && { deny: tools.deny as string[] }) };
     } else problem(`${prefix}tools`, 'must be like { "allow": ["tool", …] } or { "deny": ["tool", …] }');
+  }
+  if (input.standby !== undefined) {
+    if (typeof input.standby === 'boolean') out.standby = input.standby;
+    else problem(`${prefix}standby`, 'must be true or false');
   }
   if (input.imageVariant !== undefined) {
     if (input.imageVariant === 'browser') out.imageVariant = 'browser';
@@ -364,7 +389,7 @@ export function projectProblems(settings: Settings, file: string, place: Project
   return problems;
 }
 
-type Narrowable = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'grace' | 'network' | 'autoMount' | 'cacheLimit' | 'egress' | 'minReleaseAge' | 'provenance' | 'toolChanges' | 'tools'>;
+type Narrowable = Pick<Settings, 'memory' | 'cpus' | 'pids' | 'grace' | 'network' | 'autoMount' | 'cacheLimit' | 'egress' | 'minReleaseAge' | 'provenance' | 'toolChanges' | 'tools' | 'standby' | 'standbyIdle'>;
 
 const TOOL_CHANGES_STRICTNESS: Record<ToolChangesPolicy, number> = { off: 0, warn: 1, block: 2 };
 
@@ -395,6 +420,9 @@ function tighter(base: Narrowable, project: Narrowable): Narrowable {
   if (project.provenance !== undefined && PROVENANCE_STRICTNESS[project.provenance] > PROVENANCE_STRICTNESS[supplyGates(base).provenance]) out.provenance = project.provenance;
   if (project.toolChanges !== undefined && TOOL_CHANGES_STRICTNESS[project.toolChanges] > TOOL_CHANGES_STRICTNESS[base.toolChanges ?? 'block']) out.toolChanges = project.toolChanges;
   if (project.tools !== undefined) out.tools = narrowToolPolicy(base.tools, project.tools)!;
+  // A project may turn standbys off (no server code before a client asks) or shorten their wait; never the reverse.
+  if (project.standby === false) out.standby = false;
+  if (project.standbyIdle !== undefined && parseStandbyIdle(project.standbyIdle)! < standbyIdleSeconds(base)) out.standbyIdle = project.standbyIdle;
   return out;
 }
 

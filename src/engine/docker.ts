@@ -58,6 +58,8 @@ export interface Inspected {
   readonly missing: Set<string>;
   readonly volumeIds: Map<string, string>;
   readonly containers: Map<string, ContainerState>;
+  /** Each image's id, by each of its names (Podman's with and without localhost/). */
+  readonly imageIds: Map<string, string>;
 }
 
 /** A container as inspect sees it: `status` is the engine's (created, running, exited, …). */
@@ -65,6 +67,8 @@ export interface ContainerState {
   readonly running: boolean;
   readonly status: string;
   readonly labels: Record<string, string>;
+  /** The id of the image it was created from. */
+  readonly image: string;
 }
 
 interface QueryResult {
@@ -107,12 +111,12 @@ export class DockerEngine {
   }
 
   /** A short query. Engine-level failures (not found, not answering) throw; others come back. */
-  async #query(args: readonly string[], timeoutMs = this.#timeoutMs): Promise<QueryResult> {
+  async #query(args: readonly string[], timeoutMs = this.#timeoutMs, env = this.#env): Promise<QueryResult> {
     const result = await new Promise<QueryResult & { error?: ExecFileException }>((resolve) => {
       execFile(
         this.bin,
         args,
-        { env: this.#env, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, windowsHide: true, encoding: 'utf8' },
+        { env, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, windowsHide: true, encoding: 'utf8' },
         (error, stdout, stderr) => {
           const code = error && typeof error.code === 'number' ? error.code : error ? -1 : 0;
           resolve({ exitCode: code, stdout, stderr, ...(error && { error }) });
@@ -138,29 +142,35 @@ export class DockerEngine {
   async inspect(names: readonly string[]): Promise<Inspected> {
     const volumeIds = new Map<string, string>();
     const containers = new Map<string, ContainerState>();
-    if (names.length === 0) return { missing: new Set(), volumeIds, containers };
+    const imageIds = new Map<string, string>();
+    if (names.length === 0) return { missing: new Set(), volumeIds, containers, imageIds };
     const result = await this.#query(['inspect', ...names]);
     try {
-      type Object = { Name?: string; Mountpoint?: string; Labels?: Record<string, string> | null; State?: { Running?: boolean; Status?: string }; Config?: { Labels?: Record<string, string> | null } };
+      type Object = { Id?: string; Name?: string; Image?: string; RepoTags?: string[] | null; Mountpoint?: string; Labels?: Record<string, string> | null; State?: { Running?: boolean; Status?: string }; Config?: { Labels?: Record<string, string> | null } };
       for (const object of JSON.parse(result.stdout || '[]') as Object[]) {
         if (object.Mountpoint !== undefined && object.Name) volumeIds.set(object.Name, object.Labels?.[VOLUME_ID] ?? 'unlabelled');
         if (object.State && object.Name) {
-          containers.set(object.Name.replace(/^\//, ''), { running: object.State.Running === true, status: object.State.Status ?? '', labels: object.Config?.Labels ?? {} });
+          containers.set(object.Name.replace(/^\//, ''), { running: object.State.Running === true, status: object.State.Status ?? '', labels: object.Config?.Labels ?? {}, image: object.Image ?? '' });
+        } else if (object.RepoTags && object.Id) {
+          for (const tag of object.RepoTags) for (const name of [tag, tag.replace(/^localhost\//, '')]) imageIds.set(name, object.Id);
         }
       }
     } catch {
       // No JSON: everything is missing, or the engine said why below.
     }
-    if (result.exitCode === 0) return { missing: new Set(), volumeIds, containers };
+    if (result.exitCode === 0) return { missing: new Set(), volumeIds, containers, imageIds };
     const missing = missingObjects(result.stderr, names);
     if (missing.size === 0) throw unexpected('inspect', result.stderr);
-    return { missing, volumeIds, containers };
+    return { missing, volumeIds, containers, imageIds };
   }
 
-  /** `docker run --detach …`: a long-lived helper (the egress proxy). Resolves with the CLI's answer. */
-  async runDetached(argv: readonly string[], envFile?: EnvFile): Promise<{ exitCode: number; stderr: string }> {
+  /**
+   * `docker run --detach …` or `docker create …`: a long-lived helper (the egress proxy), a standby.
+   * Resolves with the CLI's answer; `env` is the CLI's environment when it carries `--env NAME` values.
+   */
+  async runDetached(argv: readonly string[], envFile?: EnvFile, env?: Readonly<Record<string, string>>): Promise<{ exitCode: number; stderr: string }> {
     try {
-      const result = await this.#query(argv, 120_000);
+      const result = await this.#query(argv, 120_000, env);
       return { exitCode: result.exitCode, stderr: result.stderr };
     } finally {
       envFile?.close();

@@ -25,8 +25,11 @@ export interface ServerEgress {
    * Follows the proxy from now on (after `delayMs`: the engine CLI processes that asks for stay off
    * the way to the server's first byte; the log is read from now on all the same); the function it
    * returns stops following and, when the server did run (`ran`), records what its session learned.
+   * `runOf`: the run id the server's token really carries, when it is not this plan's (a standby's).
    */
-  watch(delayMs?: number): (ran: boolean) => Promise<void>;
+  watch(delayMs?: number, runOf?: () => string | undefined): (ran: boolean) => Promise<void>;
+  /** The run id in this plan's egress token (absent when it has none). */
+  readonly run?: string;
 }
 
 export interface ServerEgressInput {
@@ -69,7 +72,8 @@ export function serverEgress(input: ServerEgressInput): ServerEgress {
     policy,
     plan: egressPlan,
     proxied: true,
-    watch: (delayMs = 0) => {
+    run: grant.run,
+    watch: (delayMs = 0, runOf = () => undefined) => {
       const learned = new Set<string>();
       if (!access) return async () => {};
       const since = new Date();
@@ -89,7 +93,7 @@ export function serverEgress(input: ServerEgressInput): ServerEgress {
       const timer = setTimeout(
         () =>
           void access.ensure().then(
-            () => (follower = stopped ? undefined : access.follow(grant.run, since, onEvent)),
+            () => (follower = stopped ? undefined : access.follow(runOf() ?? grant.run, since, onEvent)),
             (error: Error) => log.warn(`the egress proxy could not start (${error.message}): the server has no network`),
           ),
         delayMs,
@@ -98,7 +102,7 @@ export function serverEgress(input: ServerEgressInput): ServerEgress {
         clearTimeout(timer);
         if (!follower) {
           // A session shorter than the delay: its decisions are read now, from its start.
-          follower = access.follow(grant.run, since, onEvent);
+          follower = access.follow(runOf() ?? grant.run, since, onEvent);
           await new Promise((resolve) => setTimeout(resolve, 400));
         } else if (policy.mode === 'learn') {
           // The proxy's last decisions reach its log a moment after the server's last connection.

@@ -15,6 +15,8 @@ import type { ContainerSpec } from '../sandbox/spec.js';
 import { claimDataVolume, dataReady, ensureDataVolume } from './data.js';
 import { eofWatcher } from './eof-watch.js';
 import { supervise } from './supervise.js';
+import type { EgressPolicy } from '../egress/policy.js';
+import { type ClaimedStandby, claimStandby, leaveStandby, standbyWanted } from './standby-run.js';
 
 /**
  * `mcpbox run`'s way to its server: a warm start when the server is locked, installed here and not
@@ -48,10 +50,12 @@ export async function startServer(input: StartInput): Promise<number> {
   if (egress.proxied) await access.prepareSocket();
   // The proxy is seen to (started if need be) and followed once the server is up: its forwarder
   // waits for the proxy, so nothing of it is on the way to the first byte.
-  const finishEgress = egress.watch(STARTED_MS);
+  // A claimed standby's token carries its own run id: the session follows the proxy's log for that one.
+  let standbyRun: (() => string | undefined) | undefined;
+  const finishEgress = egress.watch(STARTED_MS, () => standbyRun?.());
   let ran = false;
   try {
-    const code = await startIn(input, plan, access);
+    const code = await startIn(input, plan, access, { policy: egress.policy, onClaim: (claimed) => (standbyRun = claimed.egressRun) });
     ran = true;
     return code;
   } finally {
@@ -59,15 +63,30 @@ export async function startServer(input: StartInput): Promise<number> {
   }
 }
 
-async function startIn(input: StartInput, plan: RunPlan, access: EgressAccess): Promise<number> {
+/** What a warm start needs to claim a standby: the server's egress policy (part of its key), and who to tell. */
+interface StandbyUse {
+  readonly policy: EgressPolicy;
+  readonly onClaim: (claimed: ClaimedStandby) => void;
+}
+
+async function startIn(input: StartInput, plan: RunPlan, access: EgressAccess, standby: StandbyUse): Promise<number> {
   const { engine, ctx, settings, locked } = input;
   const { image } = plan.spec;
   const intervalHours = settings.updateInterval ?? 24;
   const start = starter(input);
 
   const installed = locked && !plan.spec.tty ? installedServer(locked.request, { lockPath: locked.lockPath, stateDir: input.stateDir, image }) : undefined;
-  // Warm: installed, not due for a refresh, and its data volume already its user's (else prepare sees to it).
-  const warm = installed && !needsRefresh(installed.entry, new Date(), intervalHours) && dataReady(plan, input.stateDir) ? installed : undefined;
+  const warm = warmServer(input, plan, installed);
+  if (locked && warm && standbyWanted(settings, engine, { client: plan.client, tty: plan.spec.tty })) {
+    const spec = launchSpec(plan, locked.request, warm.entry, warm.record);
+    const claimed = await claimStandby({ engine, spec, egress: standby.policy, stateDir: input.stateDir, sessionName: spec.name, pid: ctx.pid, image, install: warm.record });
+    if (claimed) {
+      standby.onClaim(claimed);
+      const outcome = await start(spec, claimed.verify, warm.entry, claimed.name);
+      if (outcome !== 'retry') return outcome;
+      ctx.log.note(`not using the standby of this server (${claimed.why()}): starting afresh`);
+    }
+  }
   if (locked && warm) {
     let why = '';
     const volume = warm.record.volume;
@@ -95,20 +114,30 @@ async function startIn(input: StartInput, plan: RunPlan, access: EgressAccess): 
   return outcome;
 }
 
-/** Starts a spec under supervision: its env file, stdin, signals, the end-of-input rule, the watchdog. */
-function starter(input: StartInput): (spec: ContainerSpec, verify?: () => Promise<'ok' | 'retry'>, entry?: LockEntry) => Promise<number | 'retry'> {
+/** Warm: installed, not due for a refresh, and its data volume already its user's (else prepare sees to it). */
+function warmServer<T extends { entry: LockEntry }>(input: StartInput, plan: RunPlan, installed: T | undefined): T | undefined {
+  const intervalHours = input.settings.updateInterval ?? 24;
+  return installed && !needsRefresh(installed.entry, new Date(), intervalHours) && dataReady(plan, input.stateDir) ? installed : undefined;
+}
+
+/**
+ * Starts a spec under supervision: its env file, stdin, signals, the end-of-input rule, the
+ * watchdog. `attach`: the name of a claimed standby of that spec, attached to instead of started.
+ */
+function starter(input: StartInput): (spec: ContainerSpec, verify?: () => Promise<'ok' | 'retry'>, entry?: LockEntry, attach?: string) => Promise<number | 'retry'> {
   const { engine, ctx, settings } = input;
   const watchEof = eofWatcher(ctx.env);
   // `entry`: the locked server's lock entry, already read on the way here (its tools pin).
-  return (spec, verify, entry) => {
+  return (spec, verify, entry, attach) => {
     claimDataVolume(input.plan, input.stateDir);
-    const launch = engineLaunch(spec, input.engineEnv, (lines) => engine.envFile(lines));
+    const launch = attach ? { argv: ['attach', attach], env: { ...input.engineEnv }, envFile: undefined } : engineLaunch(spec, input.engineEnv, (lines) => engine.envFile(lines));
     return supervise({
       engine,
       argv: launch.argv,
       env: launch.env,
       envFile: launch.envFile,
-      name: spec.name,
+      name: attach ?? spec.name,
+      holdInput: Boolean(attach),
       stdin: ctx.stdin,
       tty: spec.tty,
       stopOnEof: input.stopOnEof,
@@ -140,4 +169,28 @@ function sessionPlaces(input: StartInput): SessionPlaces {
 /** The grace period a server gets after its input ends or a signal (the `grace` setting, 2 s by default). */
 export function graceMs(settings: Pick<Settings, 'grace'>): number {
   return (settings.grace ?? 2) * 1000;
+}
+
+/**
+ * `mcpbox run` with LEAVE_STANDBY set (src/lifecycle/standby-run.ts, respawnToLeaveStandby): plans
+ * as the run that just ended did and, when its server is warm here, leaves the standby of its spec
+ * for the next launch instead of serving a client. Says what it did (to standby.log).
+ */
+export async function leaveStandbyFor(input: StartInput): Promise<number> {
+  const { engine, ctx, settings, locked } = input;
+  if (!locked || !standbyWanted(settings, engine, { client: input.plan.client, tty: input.plan.spec.tty })) return 0;
+  const access = egressAccessFor(engine, ctx, settings, input.stateDir, ctx.log);
+  const egress = serverEgress({ plan: input.plan, settings, access, locked, lockPath: input.lockPath, stateDir: input.stateDir, log: ctx.log });
+  const plan = egress.plan;
+  const warm = warmServer(input, plan, installedServer(locked.request, { lockPath: locked.lockPath, stateDir: input.stateDir, image: plan.spec.image }));
+  if (!warm) return 0;
+  // Its server may connect as it starts, before any client: the proxy must be there for it.
+  if (egress.proxied) {
+    await access.prepareSocket();
+    await access.ensure();
+  }
+  const spec = launchSpec(plan, locked.request, warm.entry, warm.record);
+  const outcome = await leaveStandby({ engine, spec, egress: egress.policy, stateDir: input.stateDir, engineEnv: input.engineEnv, settings, egressRun: egress.run });
+  ctx.log.info(`${new Date().toISOString()} standby of ${locked.request.specs.join(' ')}: ${outcome}`);
+  return 0;
 }

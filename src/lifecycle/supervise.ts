@@ -42,6 +42,11 @@ export interface SuperviseOptions {
    * supervise() returns 'retry' (a missing image fails before the engine reads any stdin).
    */
   readonly verify?: () => Promise<'ok' | 'retry'>;
+  /**
+   * Attaching to a standby (src/lifecycle/standby.ts): its server already reads its input, so the
+   * client's is held until `verify` says 'ok' (on 'retry' none of it was read, and another start gets it).
+   */
+  readonly holdInput?: boolean;
   /** Where the engine's stderr goes when it is held back (default: process.stderr). */
   readonly stderr?: NodeJS.WritableStream;
   readonly signals?: NodeJS.EventEmitter;
@@ -72,8 +77,9 @@ export async function supervise(options: SuperviseOptions): Promise<number | 're
   // passes it on exactly once (docker run proxies signals it receives to the server).
   const relay = options.tty ? undefined : options.relay;
   // Through the relay mcpbox reads stdin itself, so it sees its end without a watcher.
-  const watchEof = options.tty || !options.stopOnEof || relay ? undefined : options.watchEof;
-  const copyStdin = (!options.tty && options.stopOnEof && !watchEof) || Boolean(relay);
+  const held = Boolean(options.holdInput && options.verify);
+  const watchEof = options.tty || !options.stopOnEof || relay || held ? undefined : options.watchEof;
+  const copyStdin = (!options.tty && options.stopOnEof && !watchEof) || Boolean(relay) || held;
   // The engine first (it is what the client waits for), then the helpers around it.
   const child = engine.run(options.argv, {
     env: options.env,
@@ -107,13 +113,21 @@ export async function supervise(options: SuperviseOptions): Promise<number | 're
     void stagedStop(target, { graceMs, signal, removeWhy: `server still running ${graceMs / 1000} s after ${signal}` });
   };
   if (!options.tty) for (const signal of FORWARDED_SIGNALS) signals.on(signal, onSignal);
-  const unpipe = relay ? relayStdio(options.stdin, child, relay, onEnd) : pipeStdin(options.stdin, child.stdin, onEnd);
+  let connected = false;
+  const connect = () => {
+    connected = true;
+    return relay ? relayStdio(options.stdin, child, relay, onEnd) : pipeStdin(options.stdin, child.stdin, onEnd);
+  };
+  let unpipe = () => {};
+  if (held) void verified?.then((verdict) => verdict === 'ok' && (unpipe = connect()), () => {});
+  else unpipe = connect();
 
   let result: { exitCode: number | null; signal: NodeJS.Signals | null };
   try {
     result = await child.exit;
-    // Everything the server wrote reaches the client before mcpbox exits.
-    if (relay && child.stdout) await finished(relay.toClient).catch(() => {});
+    // Everything the server wrote reaches the client before mcpbox exits (a held session that never
+    // connected wrote nothing: its relay never ends).
+    if (relay && child.stdout && connected) await finished(relay.toClient).catch(() => {});
     if (verified && (await verified) === 'retry') {
       if (removal) await removal;
       watchdog.release();
@@ -154,7 +168,7 @@ function holdStderrUntilVerified(options: SuperviseOptions, child: EngineProcess
   const verified = options.verify?.().then((result) => {
     verdict = result;
     if (result === 'ok') for (const chunk of held.splice(0)) out.write(chunk);
-    else void remove('warm start failed its check');
+    else void remove(options.holdInput ? 'the standby is not the one this run needs' : 'warm start failed its check');
     return result;
   });
   // The check itself failed (the engine is not answering): it says why; remove quietly, in case.

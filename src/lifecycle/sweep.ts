@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { type ManagedContainer, type OwnerProbe, ownership } from '../engine/containers.js';
 import type { DockerEngine } from '../engine/docker.js';
 import type { Logger } from '../log.js';
+import { staleStandby } from './standby.js';
 
 /**
  * Containers whose mcpbox process on this host is gone; and egress proxies (they have no owner
@@ -10,20 +11,25 @@ import type { Logger } from '../log.js';
  * The automatic sweeps leave a proxy younger than `egressGraceMs` alone: another mcpbox may have
  * just started it for an install or a server whose container is not running yet.
  */
-export function staleContainers(containers: readonly ManagedContainer[], probe: OwnerProbe, options: { egressGraceMs?: number; now?: Date } = {}): ManagedContainer[] {
-  const servers = containers.filter((c) => c.role !== 'egress');
+export function staleContainers(containers: readonly ManagedContainer[], probe: OwnerProbe, options: { egressGraceMs?: number; now?: Date; allStandbys?: boolean } = {}): ManagedContainer[] {
+  const now = options.now ?? new Date();
+  // A standby waiting for its client has no owner: it goes by its own timer; the sweep takes the ones
+  // that never started or outlived it, prune all of them (they hold nothing).
+  const standbys = containers.filter((c) => c.role === 'standby' && c.ownerHost === probe.host);
+  const staleStandbys = standbys.filter((c) => options.allStandbys || staleStandby(c.state, c.startedAt, c.standbyIdle ?? 0, now));
+  const servers = containers.filter((c) => c.role !== 'egress' && c.role !== 'standby');
   const stale = servers.filter((c) => ownership(c, probe) === 'gone');
-  const serving = servers.some((c) => c.state === 'running' && !stale.includes(c));
-  const now = (options.now ?? new Date()).getTime();
-  const settled = (c: ManagedContainer) => !options.egressGraceMs || !c.startedAt || now - c.startedAt.getTime() > options.egressGraceMs;
-  return [...stale, ...(serving ? [] : containers.filter((c) => c.role === 'egress' && settled(c)))];
+  const serving = [...servers, ...standbys].some((c) => c.state === 'running' && !stale.includes(c) && !staleStandbys.includes(c));
+  const settled = (c: ManagedContainer) => !options.egressGraceMs || !c.startedAt || now.getTime() - c.startedAt.getTime() > options.egressGraceMs;
+  return [...stale, ...staleStandbys, ...(serving ? [] : containers.filter((c) => c.role === 'egress' && settled(c)))];
 }
 
 /** How long the automatic sweeps (run, serve) leave a new egress proxy alone; `mcpbox prune` doesn't wait. */
 export const EGRESS_GRACE_MS = 120_000;
 
+/** `prune` passes no grace and takes every standby; the automatic sweeps leave both alone. */
 export async function removeStale(engine: Pick<DockerEngine, 'listManaged' | 'remove'>, probe: OwnerProbe, egressGraceMs = EGRESS_GRACE_MS): Promise<ManagedContainer[]> {
-  const stale = staleContainers(await engine.listManaged(), probe, { egressGraceMs });
+  const stale = staleContainers(await engine.listManaged(), probe, { egressGraceMs, allStandbys: egressGraceMs === 0 });
   await engine.remove(stale.map((c) => c.name));
   return stale;
 }

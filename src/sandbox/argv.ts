@@ -84,9 +84,14 @@ export interface EngineLaunch {
  * Starting a spec: the engine CLI's own environment (see engine/open.ts) plus mcpbox's fixed-name
  * values; forwarded values in an env file.
  */
-export function engineLaunch(spec: ContainerSpec, engineEnv: Readonly<Record<string, string>>, openFile: (lines: readonly EnvLine[]) => EnvFile): EngineLaunch {
+export function engineLaunch(
+  spec: ContainerSpec,
+  engineEnv: Readonly<Record<string, string>>,
+  openFile: (lines: readonly EnvLine[]) => EnvFile,
+  argvOf: (spec: ContainerSpec, envFile: string | undefined) => string[] = runArgv,
+): EngineLaunch {
   const lines = envFileLines(spec);
   const envFile = lines.length > 0 ? openFile(lines) : undefined;
   const own = Object.fromEntries(spec.env.filter((v) => v.via === 'environment').map((v) => [v.name, v.value]));
-  return { argv: runArgv(spec, envFile?.path), env: { ...engineEnv, ...own }, envFile };
+  return { argv: argvOf(spec, envFile?.path), env: { ...engineEnv, ...own }, envFile };
 }

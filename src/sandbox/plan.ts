@@ -43,6 +43,8 @@ export interface RunFlags {
   export?: boolean;
   /** --no-inspect: the raw stdio path, without the tools relay (pins, audit) for this run. */
   inspect?: boolean;
+  /** --no-standby: neither attach to a standby nor leave one for the next run (src/lifecycle/standby.ts). */
+  standby?: boolean;
   dryRun: boolean;
   /** Decide rather than detect that an MCP client is on the other end (serve: no terminal, no working directory). */
   client?: boolean;
@@ -171,6 +173,7 @@ export function withFlags(settings: Settings, flags: RunFlags): Settings {
   if (flags.grace !== undefined) raw.grace = Number(flags.grace);
   if (flags.imageVariant !== undefined) raw.imageVariant = flags.imageVariant;
   if (flags.minReleaseAge !== undefined) raw.minReleaseAge = flags.minReleaseAge;
+  if (flags.standby === false) raw.standby = false;
   if (flags.inspect === false) {
     // Only the relay enforces a tool policy: leaving it out must not quietly lift one.
     if (settings.tools !== undefined) throw new UsageError('--no-inspect: a tools setting (allow/deny) applies to this server, and only the relay enforces it', 'drop --no-inspect, or the tools setting');

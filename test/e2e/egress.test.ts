@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { lookup } from 'node:dns/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { connect, containersOf, docker, FIXTURES, mcpbox, quietStateDir, type Session, testEnv, textOf, waitFor } from './helpers.js';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { connect, containersOf, docker, FIXTURES, mcpbox, quietStateDir, removeStandbys, type Session, testEnv, textOf, waitFor } from './helpers.js';
 
 /**
  * Egress, for real: a server in its sandbox reaches only the hosts it is allowed, through mcpbox's
@@ -193,11 +193,16 @@ describe.skipIf(!engine)('serve: the same policy per server', () => {
       await child;
     }
     const proxies = async () => (await docker(['ps', '-a', '--filter', 'label=dev.mcpbox.role=egress', '--format', '{{.Names}}'])).stdout.trim();
+    // Standbys other tests left keep their own proxies up: no server may run for this one.
+    await removeStandbys();
     await waitFor(async () => (await proxies()) === '', 30_000, 'the proxy to leave');
   });
 });
 
 describe.skipIf(!engine)('nothing of egress is left behind', () => {
+  // Standbys other tests left keep their proxies up: these tests are about no server running.
+  beforeEach(removeStandbys);
+
   it('prune removes the proxy at once when no server runs', async () => {
     const { env } = setup();
     const session = await connect(args('--egress', ALLOWED), env);
@@ -214,7 +219,8 @@ describe.skipIf(!engine)('nothing of egress is left behind', () => {
   it('a server quiet for longer than the proxy idle time still reaches its hosts: the proxy stays while a server runs', async () => {
     // A locked server started directly (no npm around it holding a connection): uvx mcp-server-fetch.
     const { env } = setup();
-    const session = await connect(['--egress', ALLOWED, 'uvx', 'mcp-server-fetch'], env);
+    // No standby left after it: the next test is about no server running.
+    const session = await connect(['--no-standby', '--egress', ALLOWED, 'uvx', 'mcp-server-fetch'], env);
     try {
       await new Promise((resolve) => setTimeout(resolve, 7000)); // the idle time here is 3 s
       const page = await call(session, 'fetch', { url: `https://${ALLOWED}/simple/mcp-server-fetch/`, max_length: 300, raw: true });

@@ -29,6 +29,10 @@ export default async function setup(project: TestProject) {
   process.env.TMPDIR = root;
   const volumesBefore = new Set(await mcpboxVolumes());
   const teardown = async () => {
+    // Standbys the runs left for a next client hold volumes: they go first.
+    const waiting = await execa(ENGINE_CLI, ['ps', '-aq', '--filter', 'label=dev.mcpbox.role=standby'], { reject: false });
+    const ids = waiting.stdout.split('\n').filter(Boolean);
+    if (ids.length > 0) await execa(ENGINE_CLI, ['rm', '--force', ...ids], { reject: false });
     const made = (await mcpboxVolumes()).filter((v) => !volumesBefore.has(v));
     if (made.length > 0) await execa(ENGINE_CLI, ['volume', 'rm', '--force', ...made], { reject: false });
     rmSync(root, { recursive: true, force: true });

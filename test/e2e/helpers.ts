@@ -83,10 +83,34 @@ export async function docker(args: string[]) {
   return execa(ENGINE_CLI, args, { reject: false });
 }
 
-/** Containers (running or not) that a given mcpbox process owns. */
+/**
+ * Containers (running or not) that a given mcpbox process owns: by its owner label, or, for a
+ * standby it claimed, by its name (src/engine/containers.ts, claimedName); a standby it left for
+ * the next run is nobody's.
+ */
 export async function containersOf(ownerPid: number): Promise<string[]> {
-  const result = await docker(['ps', '-a', '--filter', `label=dev.mcpbox.owner-pid=${ownerPid}`, '--format', '{{.Names}}']);
-  return result.stdout.split('\n').filter(Boolean);
+  const format = ['{{.Names}}', labelFormat('dev.mcpbox.owner-pid'), labelFormat('dev.mcpbox.role')].join('\t');
+  const result = await docker(['ps', '-a', '--filter', 'label=dev.mcpbox.managed=true', '--format', format]);
+  return result.stdout
+    .split('\n')
+    .map((line) => line.split('\t'))
+    .filter(([name = '', pid, role]) => (pid === String(ownerPid) && role !== 'standby') || name.includes(`-standby-by-${ownerPid}-`))
+    .map(([name]) => name!);
+}
+
+/** Standbys waiting for a client (src/lifecycle/standby.ts); `running`: started ones only (not just created). */
+export async function standbys(running = false): Promise<string[]> {
+  const result = await docker(['ps', ...(running ? [] : ['-a']), '--filter', 'label=dev.mcpbox.role=standby', '--format', '{{.Names}}']);
+  return result.stdout.split('\n').filter((name) => name.startsWith('mcpbox-standby-'));
+}
+
+/**
+ * Removes every waiting standby: for tests whose premise is that no server runs (a standby's server
+ * runs, and keeps its egress proxy, for up to its idle time).
+ */
+export async function removeStandbys(): Promise<void> {
+  const waiting = await standbys();
+  if (waiting.length > 0) await docker(['rm', '--force', ...waiting]);
 }
 
 export async function waitFor<T>(probe: () => Promise<T | undefined | false>, timeoutMs: number, what: string): Promise<T> {

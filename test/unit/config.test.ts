@@ -83,7 +83,7 @@ describe('package policies', () => {
 
   it('validate like top-level settings, naming the package key', () => {
     expect(problemsOf({ packages: { x: { memory: 'lots', env: 'A', bogus: 1 } } })).toEqual([
-      'packages.x.bogus: unknown package setting (known: env, network, memory, cpus, pids, mounts, grace, image, egress, imageVariant, minReleaseAge, provenance, toolChanges, tools)',
+      'packages.x.bogus: unknown package setting (known: env, network, memory, cpus, pids, mounts, grace, image, egress, imageVariant, minReleaseAge, provenance, toolChanges, tools, standby)',
       'packages.x.memory: must be a size like "512m" or "2g"',
       'packages.x.env: must be a list of variable names or NAME=VALUE pairs',
     ]);

@@ -49,7 +49,8 @@ function fakeEngine() {
     inspect: async (names: readonly string[]) => ({
       missing: new Set<string>(),
       volumeIds: new Map<string, string>(),
-      containers: new Map(names.map((n) => [n, { running: engine.running, status: engine.running ? 'running' : 'exited', labels: {} }])),
+      containers: new Map(names.map((n) => [n, { running: engine.running, status: engine.running ? 'running' : 'exited', labels: {}, image: '' }])),
+      imageIds: new Map<string, string>(),
     }),
     call: async (args: readonly string[]) => {
       events.push(args.join(' '));
@@ -209,6 +210,38 @@ describe('supervise', () => {
     expect(written).toEqual([]);
     expect(fake.events).toContain('remove box');
     expect(fake.events.at(-1)).toBe('watchdog released');
+  });
+
+  it('attaching to a standby holds the client\'s input until the check passes, then lets it all through', async () => {
+    const fake = fakeEngine();
+    let pass!: (v: 'ok' | 'retry') => void;
+    const received: string[] = [];
+    fake.child.stdin.on('data', (c: Buffer) => received.push(c.toString()));
+    const { input, result } = start(fake.engine, { verify: () => new Promise((r) => (pass = r)), holdInput: true, stderr: new PassThrough() });
+    expect(fake.runOptions()).toMatchObject({ stdin: 'pipe' });
+    input.write('{"jsonrpc":"2.0","id":1,"method":"initialize"}\n');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(received).toEqual([]);
+    pass('ok');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(received.join('')).toBe('{"jsonrpc":"2.0","id":1,"method":"initialize"}\n');
+    input.end();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(fake.stdinEnded()).toBe(true);
+    fake.finish({ exitCode: 0 });
+    expect(await result).toBe(0);
+  });
+
+  it('a standby that fails its check gets none of the input: it stays for the next start', async () => {
+    const fake = fakeEngine();
+    const received: string[] = [];
+    fake.child.stdin.on('data', (c: Buffer) => received.push(c.toString()));
+    const { input, result } = start(fake.engine, { verify: () => Promise.resolve('retry' as const), holdInput: true, stderr: new PassThrough() });
+    input.write('first message\n');
+    expect(await result).toBe('retry');
+    expect(received).toEqual([]);
+    expect(input.read()?.toString()).toBe('first message\n');
+    expect(fake.events).toContain('remove box');
   });
 
   it('a cold start: stderr inherited, nothing held', async () => {

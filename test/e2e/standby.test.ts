@@ -1,0 +1,119 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { connect, containersOf, docker, ENGINE_CLI, MCPBOX, mcpbox, quietStateDir, removeStandbys, startRaw, standbys, testEnv, textOf, waitFor, WORKDIR } from './helpers.js';
+
+const engine = inject('engine');
+const EVERYTHING = '@modelcontextprotocol/server-everything';
+
+/**
+ * Standbys (src/lifecycle/standby.ts) against the real engine and server-everything: left when a
+ * session ends, attached to by the next launch of the same spec only, never leaked. Podman runs
+ * without them (its attach loses the exit status), so this file is Docker's.
+ */
+describe.skipIf(!engine || ENGINE_CLI === 'podman')('standby: the next container of a server, started ahead', () => {
+  const state = quietStateDir();
+  const env = testEnv({ XDG_STATE_HOME: state, STANDBY_E2E_TOKEN: 'one' });
+  const args = ['-e', 'STANDBY_E2E_TOKEN', 'npx', '-y', EVERYTHING];
+  const removeAll = removeStandbys;
+  const oneStandby = () => waitFor(async () => (await standbys(true)).length === 1 && (await standbys(true))[0], 60_000, 'a running standby');
+
+  async function session(sessionArgs: string[], sessionEnv = env) {
+    const started = Date.now();
+    const open = await connect(sessionArgs, sessionEnv);
+    const [container] = await containersOf(open.pid);
+    const inspected = JSON.parse((await docker(['inspect', container!])).stdout)[0] as { State: { StartedAt: string }; Config: { Labels: Record<string, string> } };
+    const echoed = textOf(await open.client.callTool({ name: 'echo', arguments: { message: 'standby' } }));
+    await open.close();
+    await waitFor(async () => (await containersOf(open.pid)).length === 0, 20_000, `no container left for ${open.pid}`);
+    return { container: container!, echoed, startedBefore: Date.parse(inspected.State.StartedAt) < started, role: inspected.Config.Labels['dev.mcpbox.role'], pid: open.pid };
+  }
+
+  beforeAll(async () => {
+    await removeAll();
+    // The first run installs and locks (or reuses the install); its end leaves the first standby.
+    expect((await session(args)).echoed).toContain('standby');
+    await oneStandby();
+  });
+  beforeEach(async () => {
+    await oneStandby();
+  });
+
+  it('a launch attaches to the standby its last session left (started before it), is served, and leaves the next', async () => {
+    const [waiting] = await standbys();
+    const used = await session(args);
+    expect(used.container).toMatch(new RegExp(`-standby-by-${used.pid}-[0-9a-z]+$`));
+    expect(used.role).toBe('standby');
+    expect(used.startedBefore).toBe(true);
+    expect(used.echoed).toBe('Echo: standby');
+    // The same spec leaves a standby of the same name: at most one per spec.
+    expect(await oneStandby()).toBe(waiting);
+  });
+
+  it('a launch that differs in a forwarded value or a mount never uses it', async () => {
+    const [waiting] = await standbys();
+    const otherValue = await session(args, { ...env, STANDBY_E2E_TOKEN: 'two' });
+    expect(otherValue.container).not.toContain('-standby-by-');
+    expect(otherValue.startedBefore).toBe(false);
+    const dir = mkdtempSync(join(tmpdir(), 'mcpbox-e2e-standby-'));
+    const otherMount = await session(['--mount', `${dir}:ro`, ...args]);
+    expect(otherMount.container).not.toContain('-standby-by-');
+    expect(await standbys()).toContain(waiting);
+    // Each of them left its own; the one for `args` is still there, unclaimed.
+    await waitFor(async () => (await standbys()).length === 3, 60_000, 'three standbys, one per spec');
+    await removeAll();
+    await session(args);
+  });
+
+  it('ps marks it, and prune removes it (nothing of the user is in it)', async () => {
+    const [waiting] = await standbys();
+    const ps = JSON.parse((await mcpbox(['ps', '--json'], { env })).stdout) as { name: string; standby: boolean }[];
+    expect(ps.find((r) => r.name === waiting)).toMatchObject({ standby: true });
+    const pruned = await mcpbox(['prune'], { env });
+    expect(pruned.stdout).toContain(`removed ${waiting} (npx ${EVERYTHING}; a standby waiting for a client)`);
+    expect(await standbys()).toEqual([]);
+    await session(args);
+  });
+
+  it('once attached, its end is today’s: SIGKILL of mcpbox leaves nothing (the watchdog), and a killed standby just means a fresh start', async () => {
+    const run = await startRaw(args, env);
+    expect(run.container).toContain(`-standby-by-${run.pid}-`);
+    process.kill(run.pid, 'SIGKILL');
+    await waitFor(async () => (await containersOf(run.pid)).length === 0, 10_000, 'the watchdog to remove the claimed standby');
+    // A SIGKILLed mcpbox leaves no standby behind it; the next session starts afresh and leaves one.
+    await removeAll();
+    const fresh = await session(args);
+    expect(fresh.container).not.toContain('-standby-by-');
+    await oneStandby();
+  });
+
+  it('the starter of a standby killed outright leaves nothing that prune does not take', async () => {
+    await removeAll();
+    for (const delay of [400, 900, 1500]) {
+      const helper = execa(process.execPath, [MCPBOX, 'run', ...args], { cwd: WORKDIR, env: { ...env, MCPBOX_STANDBY: 'leave' }, extendEnv: false, reject: false, stdin: 'pipe' });
+      helper.stdin!.end();
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      helper.kill('SIGKILL');
+      await helper;
+    }
+    await mcpbox(['prune'], { env });
+    const left = await docker(['ps', '-a', '--filter', 'label=dev.mcpbox.role=standby', '--format', '{{.Names}}']);
+    expect(left.stdout.split('\n').filter((n) => n.startsWith('mcpbox-standby-'))).toEqual([]);
+    await session(args);
+  });
+
+  it('a standby ends by itself when no client comes within its idle time', async () => {
+    await removeAll();
+    const config = join(mkdtempSync(join(tmpdir(), 'mcpbox-e2e-standby-config-')), 'config.json');
+    writeFileSync(config, JSON.stringify({ standbyIdle: '6s' }));
+    const short = { ...env, MCPBOX_CONFIG: config };
+    await session(args, short);
+    const waiting = await oneStandby();
+    const labels = JSON.parse((await docker(['inspect', '--format', '{{json .Config.Labels}}', waiting])).stdout) as Record<string, string>;
+    expect(labels['dev.mcpbox.standby-idle']).toBe('6');
+    await waitFor(async () => !(await standbys()).includes(waiting), 30_000, 'the standby to end after 6 s');
+    await session(args);
+  });
+});
