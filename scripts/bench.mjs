@@ -7,8 +7,10 @@
 //   docker + npx             docker run <mcpbox's flags> … npx -y <pkg>, warm npm cache
 //   docker + installed       docker run <mcpbox's flags> … <installed entry point>: the floor
 //   mcpbox cold              mcpbox run, lock entry and cache volume removed first
-//   mcpbox warm              mcpbox run, locked and installed: the client's messages through the
-//                            tools relay (pins, audit)
+//   mcpbox warm, standby     mcpbox run, locked and installed, its standby waiting (the last session
+//                            left it; the bench waits for it, untimed): attached, not started
+//   mcpbox warm              the same with --no-standby: a container started for the session; the
+//                            client's messages through the tools relay (pins, audit)
 //   mcpbox warm, --no-inspect     the same on the raw path: the docker CLI holds the client's stdio
 //   mcpbox warm, egress proxied   the same with --egress <a registry>: through the egress proxy
 // For each: time to the initialize response, ping round trip p50/p99, pipelined ping throughput,
@@ -161,11 +163,23 @@ function installRecord(server) {
   return { ...installs[key], executable: entry.executable };
 }
 
+const standbyNames = () => docker(['ps', '--filter', 'label=dev.mcpbox.role=standby', '--format', '{{.Names}}']).split('\n').filter((n) => n.startsWith('mcpbox-standby-'));
+const removeStandbys = () => standbyNames().length > 0 && docker(['rm', '--force', ...standbyNames()]);
+
+/** Until a standby runs (the last session's end leaves one), and a moment more for its server to load. */
+async function standbyReady() {
+  for (let i = 0; i < 300 && standbyNames().length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 100));
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+}
+
 /** `runs` full sessions; each figure is the median over them (the 1 MB echo: the last session). */
 async function measure(label, make, options, runs = RUNS) {
   process.stderr.write(`  ${label} …`);
   const sessions = [];
-  for (let i = 0; i < runs; i++) sessions.push(await session(make, { ...options, full: i === runs - 1 }));
+  for (let i = 0; i < runs; i++) {
+    await options.before?.();
+    sessions.push(await session(make, { ...options, full: i === runs - 1 }));
+  }
   const of = (key) => median(sessions.map((s) => s[key]).filter((v) => v !== undefined));
   const result = {
     tti: of('tti'),
@@ -194,12 +208,16 @@ for (const server of SERVERS.filter((s) => !ONLY || s.runner === ONLY)) {
   if (volume) docker(['volume', 'rm', '--force', volume]);
   rmSync(join(state, 'mcpbox'), { recursive: true, force: true });
   rows['mcpbox cold'] = await measure('mcpbox cold', mcpbox, { echo, measureRss: true }, 1);
-  rows['mcpbox warm'] = await measure('mcpbox warm', mcpbox, { echo, measureRss: true });
-  const raw = () => new Peer(process.execPath, [MCPBOX, 'run', '--no-inspect', server.runner, ...server.args]);
+  // Each session first waits (untimed) for the standby the last one left, and for its server to load.
+  rows['mcpbox warm, standby'] = await measure('mcpbox warm, standby', mcpbox, { echo, measureRss: true, before: standbyReady });
+  removeStandbys();
+  const fresh = () => new Peer(process.execPath, [MCPBOX, 'run', '--no-standby', server.runner, ...server.args]);
+  rows['mcpbox warm'] = await measure('mcpbox warm', fresh, { echo, measureRss: true });
+  const raw = () => new Peer(process.execPath, [MCPBOX, 'run', '--no-standby', '--no-inspect', server.runner, ...server.args]);
   rows['mcpbox warm, --no-inspect'] = await measure('mcpbox warm, --no-inspect', raw, { echo, measureRss: true });
   // The same warm start with its egress through the proxy (these servers' default is none): the
   // forwarder in the container, the proxy alongside (already running after the first session).
-  const proxied = () => new Peer(process.execPath, [MCPBOX, 'run', '--egress', server.registry, server.runner, ...server.args]);
+  const proxied = () => new Peer(process.execPath, [MCPBOX, 'run', '--no-standby', '--egress', server.registry, server.runner, ...server.args]);
   rows['mcpbox warm, egress proxied'] = await measure('mcpbox warm, egress proxied', proxied, { echo, measureRss: true });
 
   // The raw rows use exactly mcpbox's flags (from its dry run), minus the launcher.
@@ -229,6 +247,8 @@ for (const server of SERVERS.filter((s) => !ONLY || s.runner === ONLY)) {
     rmSync(home, { recursive: true, force: true });
   }
   results[`${server.runner} ${server.label}`] = rows;
+  // The sessions above left standbys for a state dir that goes with the bench.
+  removeStandbys();
 }
 
 const fmt = (v, digits = 0) => (v === undefined ? '—' : v.toFixed(digits));
@@ -241,13 +261,15 @@ for (const [name, rows] of Object.entries(results)) {
   lines.push('| | initialize ms | × floor | ping p50 ms | ping p99 ms | p50 × floor | pipelined ping/s | 1 MB echo ms | stdin close → exit ms | mcpbox RSS MB |');
   lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   const base = floor(rows);
-  for (const label of ['host npx', `docker + ${name.split(' ')[0]}`, 'docker + installed', 'mcpbox cold', 'mcpbox warm', 'mcpbox warm, --no-inspect', 'mcpbox warm, egress proxied']) {
+  for (const label of ['host npx', `docker + ${name.split(' ')[0]}`, 'docker + installed', 'mcpbox cold', 'mcpbox warm, standby', 'mcpbox warm', 'mcpbox warm, --no-inspect', 'mcpbox warm, egress proxied']) {
     const r = rows[label];
     if (!r) continue;
     lines.push(`| ${label} | ${fmt(r.tti)} | ${fmt(r.tti / base.tti, 2)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.p50 / base.p50, 2)} | ${fmt(r.throughput)} | ${fmt(r.mb)} | ${fmt(r.closeToExit)} | ${fmt(r.rss)} |`);
   }
   const [relayed, direct] = [rows['mcpbox warm'], rows['mcpbox warm, --no-inspect']];
   const delta = (a, b) => (a === undefined || b === undefined ? '—' : `${a >= b ? '+' : ''}${fmt(((a - b) / b) * 100, 1)}%`);
+  const standby = rows['mcpbox warm, standby'];
+  if (standby) lines.push('', `standby: initialize ${fmt(standby.tti / base.tti, 2)}× a raw docker run of the installed server (goal ≤ 0.5×), ${fmt(standby.tti / relayed.tti, 2)}× a warm start without it`);
   if (relayed && direct) lines.push('', `tools relay against --no-inspect: initialize ${delta(relayed.tti, direct.tti)}, ping p50 ${delta(relayed.p50, direct.p50)}, 1 MB echo ${delta(relayed.mb, direct.mb)}`);
 }
 const node = execFileSync('hyperfine', ['--version'], { encoding: 'utf8' }).length > 0;
