@@ -58,7 +58,7 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
     return 0;
   }
 
-  const leaving = ctx.env[LEAVE_STANDBY] === 'leave';
+  const leaving = ctx.env[LEAVE_STANDBY] === '1';
   if (locked && !leaving) await confirmInstall(invocation, locked, ctx);
   const { engine, env: engineEnv } = await ctx.openEngine(settings);
   const input = { engine, engineEnv, ctx, plan, settings, locked, lockPath: findLock(ctx.cwd, state).path, stateDir: state, stopOnEof: flags.stopOnEof && plan.client };

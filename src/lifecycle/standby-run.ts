@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Settings, standbyIdleSeconds } from '../config/settings.js';
 import type { EgressPolicy } from '../egress/policy.js';
@@ -18,8 +18,8 @@ import { freshEnough, standbyCreateArgv, standbyKey, standbyName, standbySpec } 
  * environment, so its plan is the one the next launch makes (and the key says whether it is).
  */
 
-/** The variable that makes `mcpbox run` leave a standby instead of serving a client. */
-export const LEAVE_STANDBY = 'MCPBOX_STANDBY';
+/** The variable that makes `mcpbox run` leave a standby instead of serving a client (=1). */
+export const LEAVE_STANDBY = 'MCPBOX_LEAVE_STANDBY';
 
 /**
  * Whether runs of this server use standbys: on unless turned off (setting, package policy,
@@ -109,8 +109,18 @@ export async function claimStandby(input: StandbyFor & { sessionName: string; pi
 export function respawnToLeaveStandby(argv: readonly string[], cwd: string, env: NodeJS.ProcessEnv, stateDir: string): void {
   try {
     mkdirSync(stateDir, { recursive: true });
-    const log = openSync(join(stateDir, 'standby.log'), 'a', 0o600);
-    const child = spawn(argv[0]!, argv.slice(1), { cwd, env: { ...env, [LEAVE_STANDBY]: 'leave' }, detached: true, stdio: ['pipe', 'ignore', log], windowsHide: true });
+    const file = join(stateDir, 'standby.log');
+    // A line or two per session: started afresh once it passes a megabyte.
+    const size = (() => {
+      try {
+        return statSync(file).size;
+      } catch {
+        return 0;
+      }
+    })();
+    const log = openSync(file, size > 1024 ** 2 ? 'w' : 'a', 0o600);
+    const child = spawn(argv[0]!, argv.slice(1), { cwd, env: { ...env, [LEAVE_STANDBY]: '1' }, detached: true, stdio: ['pipe', 'ignore', log], windowsHide: true });
+    closeSync(log);
     child.on('error', () => {});
     child.stdin?.end();
     child.unref();

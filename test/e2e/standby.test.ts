@@ -28,7 +28,7 @@ describe.skipIf(!engine || ENGINE_CLI === 'podman')('standby: the next container
     const echoed = textOf(await open.client.callTool({ name: 'echo', arguments: { message: 'standby' } }));
     await open.close();
     await waitFor(async () => (await containersOf(open.pid)).length === 0, 20_000, `no container left for ${open.pid}`);
-    return { container: container!, echoed, startedBefore: Date.parse(inspected.State.StartedAt) < started, role: inspected.Config.Labels['dev.mcpbox.role'], pid: open.pid };
+    return { container: container!, echoed, startedBefore: Date.parse(inspected.State.StartedAt) < started, role: inspected.Config.Labels['dev.mcpbox.role'], pid: open.pid, stderr: open.stderr() };
   }
 
   beforeAll(async () => {
@@ -48,6 +48,8 @@ describe.skipIf(!engine || ENGINE_CLI === 'podman')('standby: the next container
     expect(used.role).toBe('standby');
     expect(used.startedBefore).toBe(true);
     expect(used.echoed).toBe('Echo: standby');
+    // The end of the client's input reached the server through the attach: it left by itself, no SIGTERM needed.
+    expect(used.stderr).not.toMatch(/sending SIGTERM|removing/);
     // The same spec leaves a standby of the same name: at most one per spec.
     expect(await oneStandby()).toBe(waiting);
   });
@@ -77,7 +79,16 @@ describe.skipIf(!engine || ENGINE_CLI === 'podman')('standby: the next container
     await session(args);
   });
 
-  it('once attached, its end is today’s: SIGKILL of mcpbox leaves nothing (the watchdog), and a killed standby just means a fresh start', async () => {
+  it('once attached, its end is today’s: SIGTERM reaches the server and its status is mcpbox’s; SIGKILL of mcpbox leaves nothing (the watchdog); a killed standby just means a fresh start', async () => {
+    const signalled = await startRaw(args, env);
+    expect(signalled.container).toContain(`-standby-by-${signalled.pid}-`);
+    signalled.child.kill('SIGTERM');
+    const ended = await signalled.child;
+    // The server's own answer to SIGTERM (node: killed by it, 128+15), not a removal after the grace period.
+    expect(ended.exitCode).toBe(143);
+    expect(String(ended.stderr)).not.toMatch(/removing/);
+    await waitFor(async () => (await containersOf(signalled.pid)).length === 0, 10_000, 'the container to go');
+    await oneStandby();
     const run = await startRaw(args, env);
     expect(run.container).toContain(`-standby-by-${run.pid}-`);
     process.kill(run.pid, 'SIGKILL');
@@ -92,7 +103,7 @@ describe.skipIf(!engine || ENGINE_CLI === 'podman')('standby: the next container
   it('the starter of a standby killed outright leaves nothing that prune does not take', async () => {
     await removeAll();
     for (const delay of [400, 900, 1500]) {
-      const helper = execa(process.execPath, [MCPBOX, 'run', ...args], { cwd: WORKDIR, env: { ...env, MCPBOX_STANDBY: 'leave' }, extendEnv: false, reject: false, stdin: 'pipe' });
+      const helper = execa(process.execPath, [MCPBOX, 'run', ...args], { cwd: WORKDIR, env: { ...env, MCPBOX_LEAVE_STANDBY: '1' }, extendEnv: false, reject: false, stdin: 'pipe' });
       helper.stdin!.end();
       await new Promise((resolve) => setTimeout(resolve, delay));
       helper.kill('SIGKILL');
