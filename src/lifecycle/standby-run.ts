@@ -42,19 +42,20 @@ const keyOf = (input: StandbyFor) => standbyKey(input.spec, input.egress, input.
 
 /**
  * Creates and starts the standby of a spec (`docker create` then `start`: see standbyCreateArgv).
- * One of the same spec already there is left as it is: the engine refuses the name.
+ * One of the same spec already there is left as it is: the engine refuses the name. Says what it did.
  */
-export async function leaveStandby(input: StandbyFor & { engineEnv: Readonly<Record<string, string>>; settings: Settings; egressRun: string | undefined }): Promise<'started' | 'exists' | 'failed'> {
+export async function leaveStandby(input: StandbyFor & { engineEnv: Readonly<Record<string, string>>; settings: Settings; egressRun: string | undefined }): Promise<string> {
   const spec = standbySpec(input.spec, keyOf(input), standbyIdleSeconds(input.settings), input.egressRun);
   const launch = engineLaunch(spec, input.engineEnv, (lines) => input.engine.envFile(lines), standbyCreateArgv);
   const created = await input.engine.runDetached(launch.argv, launch.envFile, launch.env);
-  if (created.exitCode !== 0) return /already in use|Conflict/i.test(created.stderr) ? 'exists' : 'failed';
+  const firstLine = (text: string) => text.trim().split('\n')[0];
+  if (created.exitCode !== 0) return /already in use|Conflict/i.test(created.stderr) ? `one waits already (${spec.name})` : `failed: ${firstLine(created.stderr)}`;
   const started = await input.engine.call(['start', spec.name]);
   if (started.exitCode !== 0) {
     await input.engine.remove([spec.name]).catch(() => {});
-    return 'failed';
+    return `failed: ${firstLine(started.stderr)}`;
   }
-  return 'started';
+  return `started ${spec.name}`;
 }
 
 export interface ClaimedStandby {

@@ -115,6 +115,21 @@ describe.skipIf(!engine || ENGINE_CLI === 'podman')('standby: the next container
     await session(args);
   });
 
+  // .ci/run names the command that restarts its engine; a laptop's engine is left alone.
+  const restart = process.env.MCPBOX_E2E_RESTART_ENGINE;
+  it.skipIf(!restart && !process.env.CI)('an engine restart takes a waiting standby with it (nothing left stopped); the next launch starts afresh and leaves a new one', async () => {
+    if (!restart) throw new Error('CI must name the command that restarts the engine: MCPBOX_E2E_RESTART_ENGINE (.ci/run does)');
+    const waiting = await oneStandby();
+    const restarted = await execa('sh', ['-c', restart], { reject: false, timeout: 120_000 });
+    expect(restarted.exitCode, restarted.stderr).toBe(0);
+    expect(await standbys()).not.toContain(waiting);
+    expect(await standbys()).toEqual([]);
+    const fresh = await session(args);
+    expect(fresh.container).not.toContain('-standby-by-');
+    expect(fresh.echoed).toBe('Echo: standby');
+    await oneStandby();
+  });
+
   it('a standby ends by itself when no client comes within its idle time', async () => {
     await removeAll();
     const config = join(mkdtempSync(join(tmpdir(), 'mcpbox-e2e-standby-config-')), 'config.json');
