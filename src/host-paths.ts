@@ -9,6 +9,9 @@ const SYSTEM_DIRS = ['/etc', '/usr', '/var', '/proc', '/sys', '/dev', '/boot', '
 // Temporary directories that live under system trees (macOS puts $TMPDIR under /private/var/folders).
 const TEMP_DIRS = ['/var/tmp', '/var/folders', '/private/var/folders', '/private/tmp'];
 const CREDENTIAL_PATHS = ['.ssh', '.gnupg', '.aws', '.azure', '.kube', '.docker', '.config/gcloud', '.config/gh', '.netrc', '.npmrc', '.pypirc', '.git-credentials', '.password-store'];
+// The shared temporary directories themselves (not what is inside them): other programs keep their
+// sockets there (ssh-agent's, X11's), and the sandbox has its own /tmp.
+const SHARED_TEMP = ['/tmp', '/private/tmp', '/var/tmp'];
 const ENGINE_SOCKETS = /^(?:docker|podman|containerd|dockershim)\.sock$|^docker_engine$/;
 
 /** `path` is `dir` or lies inside it (both absolute, POSIX). */
@@ -22,6 +25,7 @@ export function refusalReason(real: string, home: string, fs: Pick<HostFs, 'kind
   if (real === home) return 'it is your whole home directory';
   // /home, /Users, ~/..: everything in home (credentials included) is inside it.
   if (isWithin(home, real)) return `it contains your home directory (${home})`;
+  if (SHARED_TEMP.includes(real)) return "it is the shared temporary directory: other programs keep their sockets there (ssh-agent's, say)";
   if (ENGINE_SOCKETS.test(posix.basename(real)) || fs.kind(real) === 'socket') return 'it is a socket (an engine socket would hand over the host)';
   const system = SYSTEM_DIRS.find((dir) => isWithin(real, dir));
   if (system && !TEMP_DIRS.some((dir) => isWithin(real, dir))) return `it is inside ${system}, a system directory`;

@@ -179,9 +179,12 @@ export function containerSpec(input: ContainerInput): ContainerSpec {
 function sandboxMounts(input: ContainerInput, volume: string | undefined): Mount[] {
   const { policy } = input;
   const install = input.command?.install;
+  // A /tmp of the host's the user mounted by name (--mount /tmp) is /tmp: one mount per path (Podman
+  // refuses two; Docker let the tmpfs hide the host's).
+  const hostTmp = input.host.binds.some((b) => b.target === '/tmp');
   return [
     // npx and uv run binaries they unpack under /tmp, so it must allow exec.
-    { type: 'tmpfs', target: '/tmp', options: `rw,exec,nosuid,nodev,size=${policy.tmpSize},mode=1777` },
+    ...(hostTmp ? [] : [{ type: 'tmpfs', target: '/tmp', options: `rw,exec,nosuid,nodev,size=${policy.tmpSize},mode=1777` } as const]),
     input.data
       ? { type: 'volume', source: input.data, target: HOME_DIR, readonly: false }
       : { type: 'tmpfs', target: HOME_DIR, options: `rw,exec,nosuid,nodev,size=${policy.homeSize},mode=1777` },

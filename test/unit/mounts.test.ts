@@ -267,6 +267,13 @@ describe('refusalReason', () => {
     expect(() => plan(['~/..'])).toThrow(/refusing to mount ~\/\.\. into the sandbox: it contains your home directory/);
   });
 
+  it('the shared temporary directories themselves are not mounted implicitly; what is inside them is', () => {
+    for (const path of ['/tmp', '/private/tmp', '/var/tmp']) expect(refusalReason(path, HOME, fs)).toMatch(/shared temporary directory.*sockets/);
+    const inTmp = plan([], { cwd: '/tmp' });
+    expect(inTmp.binds).toEqual([]);
+    expect(inTmp.notes[0]).toMatch(/^not mounting the working directory \/tmp: it is the shared temporary directory/);
+  });
+
   it('lets ordinary places through', () => {
     for (const path of ['/home/me/notes', '/tmp/x', '/data/shared', '/Users/me/src', '/private/var/folders/xy/T/tmp1', '/opt/work']) {
       expect(refusalReason(path, HOME, fs)).toBeUndefined();

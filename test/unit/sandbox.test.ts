@@ -37,6 +37,16 @@ function input(overrides: Partial<ContainerInput> = {}, args = ['-y', '@modelcon
 
 const flagValue = (argv: string[], flag: string) => argv.flatMap((a, i) => (a === flag ? [argv[i + 1]] : []));
 
+describe('the sandbox /tmp', () => {
+  it('is a tmpfs, unless the user mounted the host\'s /tmp by name: then that one (one mount per path)', () => {
+    const tmpfs = (argv: string[]) => flagValue(argv, '--tmpfs').filter((v) => v!.startsWith('/tmp:'));
+    expect(tmpfs(runArgv(containerSpec(input())))).toHaveLength(1);
+    const argv = runArgv(containerSpec(input({ host: { binds: [{ source: '/tmp', target: '/tmp', readonly: false }], args: [], workdir: undefined } })));
+    expect(tmpfs(argv)).toEqual([]);
+    expect(argv).toContain('type=bind,source=/tmp,target=/tmp');
+  });
+});
+
 describe('docker run argv', () => {
   it('a default run, in full', () => {
     expect(runArgv(containerSpec(input()))).toMatchSnapshot();
