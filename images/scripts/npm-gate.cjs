@@ -22,17 +22,25 @@ function npmModule(name) {
   return require(path.join(root, 'npm', 'node_modules', name));
 }
 
+// A flaky proxy or registry is retried as npm retries its own fetches (it waits 10 s, then up to
+// 60 s): a network error, a 429 or a 5xx, after 1, 3 and 8 s. Any other answer is final.
+const RETRY_AFTER_MS = [1000, 3000, 8000];
+
 async function getJson(url, accept) {
   for (let attempt = 0; ; attempt++) {
+    let response;
     try {
-      const response = await fetch(url, { headers: { accept: accept || 'application/json' } });
-      if (response.status === 404) return undefined;
-      if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-      return await response.json();
+      response = await fetch(url, { headers: { accept: accept || 'application/json' } });
     } catch (error) {
-      if (attempt >= 2) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 500 * (attempt + 1)));
+      if (attempt >= RETRY_AFTER_MS.length) throw error;
     }
+    if (response) {
+      if (response.status === 404) return undefined;
+      if (response.ok) return await response.json();
+      const transient = response.status === 429 || response.status >= 500;
+      if (!transient || attempt >= RETRY_AFTER_MS.length) throw new Error(`${url}: HTTP ${response.status}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, RETRY_AFTER_MS[attempt]));
   }
 }
 

@@ -10,21 +10,25 @@ from datetime import datetime, timedelta, timezone
 def normalise(name):
     return re.sub(r"[-_.]+", "-", name).lower()
 
+# A flaky proxy or PyPI is retried as pip and uv retry: a network error, a 429 or a 5xx, after
+# 1, 3 and 8 s. Any other answer is final.
+RETRY_AFTER = [1, 3, 8]
+
 def released(name):
     url = "https://pypi.org/pypi/%s/json" % name
-    for attempt in range(3):
+    for attempt in range(len(RETRY_AFTER) + 1):
         try:
             with urllib.request.urlopen(url, timeout=30) as response:
                 return json.load(response).get("releases", {})
         except urllib.error.HTTPError as error:
             if error.code == 404:
                 return {}
-            if attempt == 2:
+            if (error.code != 429 and error.code < 500) or attempt == len(RETRY_AFTER):
                 raise
         except OSError:
-            if attempt == 2:
+            if attempt == len(RETRY_AFTER):
                 raise
-        time.sleep(0.5 * (attempt + 1))
+        time.sleep(RETRY_AFTER[attempt])
 
 def first_upload(releases, version):
     uploads = [f.get("upload_time_iso_8601") for f in releases.get(version, []) if f.get("upload_time_iso_8601")]

@@ -120,6 +120,8 @@ describe('npm-gate.cjs against a local registry', () => {
   const signed = (name: string, version: string) => sign('sha256', Buffer.from(`${name}@${version}:${integrity(name)}`), privateKey).toString('base64');
   let serveKeys = true;
   let tamper = false;
+  let flaky = 0;
+  let denied = 0;
   let server: Server;
   let registry: string;
   let dir: string;
@@ -137,7 +139,12 @@ describe('npm-gate.cjs against a local registry', () => {
         if (name === '@s/server') dist.attestations = { url: 'x', provenance: { predicateType: 'https://slsa.dev/provenance/v1' } };
         return json(200, { name, version, dist });
       }
-      if (url === '/@s/server') {
+      if (url === '/@s/flaky' && flaky-- > 0) return json(503, {});
+      if (url === '/@s/denied') {
+        denied++;
+        return json(403, {});
+      }
+      if (url === '/@s/server' || url === '/@s/flaky') {
         return json(200, {
           'dist-tags': { latest: '2.1.0' },
           versions: { '1.0.0': {}, '2.0.9': {}, '2.1.0': {} },
@@ -200,6 +207,17 @@ describe('npm-gate.cjs against a local registry', () => {
     expect(pinned.before).toBe('2026-11-30T07:00:01.000Z');
     expect(pinned.packages[0]).toMatchObject({ pinned: '2.1.0', time: '2026-11-30T07:00:00.000Z' });
   });
+  it('a registry that fails for a moment is retried as npm retries; a refusal is final', async () => {
+    flaky = 2;
+    const retried = await gate('times', '2026-11-27T12:00:00Z', '@s/flaky@^2');
+    expect(flaky).toBe(-1);
+    expect(retried.code).toBe(0);
+    expect(JSON.parse(retried.out).packages[0]).toMatchObject({ newest: '2.1.0' });
+    const refused = await gate('times', '2026-11-27T12:00:00Z', '@s/denied@^2');
+    expect(denied).toBe(1);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/^mcpbox: the supply-chain check could not read the registry: .*HTTP 403/);
+  }, 15_000);
 });
 
 describe('near names: a typo or a typosquat stops before the first install', () => {
