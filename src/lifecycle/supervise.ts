@@ -20,7 +20,7 @@ import type { Logger } from '../log.js';
  * mcpbox copies stdin through itself to see its end.
  */
 export interface SuperviseOptions {
-  readonly engine: Pick<DockerEngine, 'run' | 'remove' | 'watchdog' | 'exitCause' | 'inspect' | 'call'>;
+  readonly engine: Pick<DockerEngine, 'run' | 'remove' | 'watchdog' | 'exitCause' | 'inspect' | 'call'> & Partial<Pick<DockerEngine, 'cli'>>;
   readonly argv: readonly string[];
   /** The engine CLI's environment for this run (never forwarded values: those are in `envFile`). */
   readonly env: Readonly<Record<string, string>>;
@@ -90,7 +90,7 @@ export async function supervise(options: SuperviseOptions): Promise<number | 're
     envFile: options.envFile,
   });
   const watchdog = engine.watchdog(name);
-  const target: StopTarget = { exited: child.exit, signal: (signal) => child.kill(signal), remove };
+  const target: StopTarget = { exited: child.exit, signal: passSignal(options, child), remove };
 
   // The client closed stdin: the server's input has ended; stop it if it doesn't go by itself.
   let ended = false;
@@ -154,6 +154,21 @@ export async function supervise(options: SuperviseOptions): Promise<number | 're
   if (received && removal) return 128 + constants.signals[received];
   if (typeof result.exitCode === 'number') return result.exitCode;
   return 128 + (result.signal ? constants.signals[result.signal] : 0);
+}
+
+/**
+ * How a signal reaches the server. docker run (and attach) proxy what their CLI receives. Rootless
+ * Podman's CLI doesn't, faithfully: proxied, SIGTERM came back as exit 0 and SIGINT as 1 (it ends
+ * itself as it forwards), so under Podman the engine signals the container (podman kill), and only
+ * a container not created yet gets the signal through its CLI.
+ */
+function passSignal(options: SuperviseOptions, child: { kill: (signal: NodeJS.Signals) => void }): (signal: NodeJS.Signals) => void {
+  if (options.engine.cli !== 'podman') return (signal) => child.kill(signal);
+  return (signal) =>
+    void options.engine.call(['kill', '--signal', signal, options.name]).then(
+      ({ exitCode }) => exitCode !== 0 && child.kill(signal),
+      () => child.kill(signal),
+    );
 }
 
 /**

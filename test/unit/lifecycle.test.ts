@@ -318,6 +318,27 @@ describe('supervise', () => {
     expect(signals.listenerCount(signal)).toBe(0);
   });
 
+  it('under Podman the engine signals the container (its rootless CLI garbles proxied signals); one not created yet gets it through the CLI', async () => {
+    const fake = fakeEngine();
+    const engine = { ...fake.engine, cli: 'podman' as const };
+    const { signals, result } = start(engine);
+    signals.emit('SIGTERM', 'SIGTERM');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(fake.events).toContain('kill --signal SIGTERM box');
+    expect(fake.events).not.toContain('kill SIGTERM');
+    fake.finish({ exitCode: 143 });
+    expect(await result).toBe(143);
+
+    const early = fakeEngine();
+    const notYet = { ...early.engine, cli: 'podman' as const, call: async (args: readonly string[]) => (early.events.push(args.join(' ')), { exitCode: 125, stdout: '', stderr: 'no such container' }) };
+    const second = start(notYet);
+    second.signals.emit('SIGINT', 'SIGINT');
+    await vi.advanceTimersByTimeAsync(0);
+    expect(early.events).toEqual(expect.arrayContaining(['kill --signal SIGINT box', 'kill SIGINT']));
+    early.finish({ exitCode: 130 });
+    expect(await second.result).toBe(130);
+  });
+
   it('a server that exits on the signal keeps its own exit code', async () => {
     const fake = fakeEngine();
     const { signals, result } = start(fake.engine);
