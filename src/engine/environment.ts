@@ -2,7 +2,7 @@ import type { HostEnv } from '../host.js';
 
 /**
  * What the docker CLI itself reads: where the engine is (contexts, DOCKER_HOST, TLS, ssh agent for
- * ssh:// hosts, XDG_RUNTIME_DIR for rootless sockets), plus what processes need on each platform.
+ * ssh:// hosts, XDG_RUNTIME_DIR for rootless sockets, rootless Podman's store), plus what processes need on each platform.
  */
 export const ENGINE_ENV: ReadonlySet<string> = new Set([
   'PATH',
@@ -23,6 +23,12 @@ export const ENGINE_ENV: ReadonlySet<string> = new Set([
   'BUILDKIT_PROGRESS',
   'SSH_AUTH_SOCK',
   'CONTAINER_HOST',
+  // Rootless Podman's store, and where its configuration is: without them a user who moved them
+  // would get an empty store (no images) under mcpbox.
+  'XDG_DATA_HOME',
+  'CONTAINERS_CONF',
+  'CONTAINERS_STORAGE_CONF',
+  'CONTAINERS_REGISTRIES_CONF',
   // Windows
   'SystemRoot',
   'SYSTEMROOT',

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -75,6 +76,20 @@ export async function connect(args: string[], env: Record<string, string> = test
 
 /** The engine CLI the e2e run drives: docker, or podman when MCPBOX_ENGINE says so (the Podman matrix in .ci/run). */
 export const ENGINE_CLI = process.env.MCPBOX_ENGINE === 'podman' ? 'podman' : 'docker';
+
+/**
+ * Whether the engine enforces memory, CPU and process limits. Rootless Podman on cgroup v1 ignores
+ * them (doctor warns): a test of a limit there would only find the machine's own memory.
+ */
+export const LIMITS_ENFORCED = ENGINE_CLI !== 'podman' || !/^true v?1$/.test(podmanHost());
+
+function podmanHost(): string {
+  try {
+    return execFileSync('podman', ['info', '--format', '{{.Host.Security.Rootless}} {{.Host.CgroupsVersion}}'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return '';
+  }
+}
 
 /** A container label in a ps --format template: docker's .Label, podman's index into .Labels. */
 export const labelFormat = (name: string) => (ENGINE_CLI === 'podman' ? `{{index .Labels "${name}"}}` : `{{.Label "${name}"}}`);

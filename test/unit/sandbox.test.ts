@@ -143,6 +143,11 @@ describe('secrets stay out of argv and out of the engine CLI', () => {
     expect(env).toEqual({ PATH: '/bin', HOME: '/root', DOCKER_HOST: 'unix:///x.sock' });
   });
 
+  it("rootless Podman's store and configuration, wherever the user put them, reach its CLI", () => {
+    const moved = { XDG_DATA_HOME: '/data', CONTAINERS_STORAGE_CONF: '/cfg/storage.conf', CONTAINERS_CONF: '/cfg/containers.conf', CONTAINERS_REGISTRIES_CONF: '/cfg/registries.conf' };
+    expect(engineEnvironment({ PATH: '/bin', ...moved, NPM_TOKEN: 'nope' })).toEqual({ PATH: '/bin', ...moved });
+  });
+
   it.each(['LD_PRELOAD', 'NODE_OPTIONS', 'DYLD_INSERT_LIBRARIES', 'PATH', 'HOME', 'DOCKER_HOST'])('%s forwarded reaches the container, not the CLI', (name) => {
     const launch = engineLaunch(containerSpec(input({ forwarded: [{ name, value: '/evil' }] })), { PATH: '/bin' }, (lines) => ({ path: `/fifo:${JSON.stringify(lines)}`, close() {} }));
     expect(launch.env[name]).not.toBe('/evil');
