@@ -10,7 +10,7 @@ import { settingsFor } from '../config/files.js';
 import type { CommandContext } from './context.js';
 import { egressAccessFor, prepare } from '../install/prepare.js';
 import { DEFAULT_FLAGS, dataOwner, type GateFlags, planRun, withFlags } from '../sandbox/plan.js';
-import { ensureDataVolume } from '../lifecycle/data.js';
+import { dataVolumeAlongside } from '../lifecycle/data.js';
 
 /**
  * `mcpbox pull <npx|uvx> [package…]`: everything a first run would do, ahead of time — build or pull
@@ -44,9 +44,9 @@ export async function pull(runner: string, packages: string[], ctx: CommandConte
       egress,
       installEgress: settings.installEgress,
       gates: supplyGates(settings),
+      // Its data volume too, so the first session asks the engine nothing more.
+      alongside: dataVolumeAlongside(engine, plan, state, dataOwner(ctx)),
     });
-    // Its data volume too, so the first session asks the engine nothing more.
-    await ensureDataVolume(engine, plan, state, dataOwner(ctx));
     ctx.stdout.write(
       server ? `${runner} ${server.entry.name}@${server.entry.version} ready (${server.entry.executable}, locked in ${lock.path})\n` : `${runner} ${spec ?? plan.spec.image} ready\n`,
     );

@@ -9,8 +9,8 @@ import { LABEL } from '../engine/containers.js';
 import type { Logger } from '../log.js';
 import type { RunPlan } from '../sandbox/plan.js';
 import { cacheVolumeName } from '../sandbox/spec.js';
-import { type LockedServer, lockedServer } from './installs.js';
-import type { InstallRequest } from './lock.js';
+import { installedServer, type LockedServer, lockedServer } from './installs.js';
+import { type InstallRequest, needsRefresh } from './lock.js';
 import { INSTALL_USER, installSpec, installVolume } from './specs.js';
 import type { SupplyGates } from '../config/settings.js';
 
@@ -31,6 +31,11 @@ export interface PrepareOptions {
   readonly force?: boolean;
   /** The supply-chain gates a resolve passes (src/install/gates.ts). */
   readonly gates: SupplyGates;
+  /**
+   * Work done while the volumes are made and the install runs, once the image is there (the
+   * server's data volume: src/lifecycle/data.ts). What it returns undoes it when a gate refuses.
+   */
+  readonly alongside?: () => Promise<(() => Promise<void>) | undefined>;
 }
 
 /**
@@ -52,47 +57,71 @@ export async function prepare(
   const volumes = [cache, install].filter((v): v is string => v !== undefined);
   const inspected = await engine.inspect([image, ...volumes]);
   if (inspected.missing.has(image)) await provideImage(engine, plan, options.log);
-  const ids = new Map<string, string>();
+  // Once the image is there, the volumes are made at once, and the data volume is made while the
+  // install runs: each is a container start of its own (the cold start's figure is in the README).
+  const alongside = settle(options.alongside?.() ?? Promise.resolve(undefined));
+  // The install goes through the egress proxy: started now, it is up when the volumes are (the install
+  // waits for this same start; a failure here is its failure, said there).
+  if (locked && install && installsNow(locked, options, image)) void options.egress.ensure().catch(() => {});
   const made: string[] = [];
-  for (const volume of volumes) {
-    const known = inspected.volumeIds.get(volume);
-    if (known && known !== 'unlabelled' && !inspected.missing.has(volume)) {
-      ids.set(volume, known);
-      continue;
-    }
-    // Not one mcpbox made: the engine made it empty (root-owned) for a start whose volume had been
-    // removed. Nothing of ours is in it; made again, it is labelled and open to the sandbox user.
-    if (known === 'unlabelled') await engine.removeVolume(volume);
-    const role: Record<string, string> = volume === install ? { [LABEL.role]: 'install' } : {};
-    const labels = { volume: { [LABEL.managed]: 'true', [LABEL.runner]: invocation.runner, ...role }, container: plan.spec.labels };
-    ids.set(volume, await engine.prepareVolume(volume, image, labels, plan.input.cacheLimitKb));
-    made.push(volume);
-  }
-  if (!locked || !install) return {};
-  let server: LockedServer;
+  let server: LockedServer | undefined;
   try {
-    server = await lockedServer(
-      {
-        engine,
-        engineEnv,
-        hostEnv: options.hostEnv,
-        image,
-        volume: install,
-        volumeId: ids.get(install)!,
-        log: options.log,
-        spec: (installArgs, installEnv, egress) => installSpec(plan, install, installArgs, installEnv, egress),
-        egress: { access: options.egress, hosts: [...RUNNERS[invocation.runner].registries, ...(options.installEgress ?? [])] },
-      },
-      locked.request,
-      { lockPath: locked.lockPath, stateDir: options.stateDir, intervalHours: options.intervalHours, now: new Date(), gates: options.gates, ...(options.force && { force: true }) },
-    );
+    const ids = new Map(await Promise.all(volumes.map(async (volume) => [volume, await cacheOrInstallVolume(engine, plan, volume, volume === install, inspected, made)] as const)));
+    if (locked && install) server = await lockedServer(installSite(engine, engineEnv, plan, install, ids.get(install)!, options), locked.request, lockPlaces(locked, options));
   } catch (error) {
     // A gate refused the first install: the volumes made for it (an empty install volume, a cache of
-    // metadata) go with it, so a refusal leaves nothing behind.
-    if (error instanceof SupplyChainError) for (const volume of made) await engine.removeVolume(volume);
+    // metadata, an empty data volume) go with it, so a refusal leaves nothing behind.
+    const done = await alongside;
+    if (error instanceof SupplyChainError) {
+      for (const volume of made) await engine.removeVolume(volume);
+      if (done.ok) await done.value?.();
+    }
     throw error;
   }
-  return { server };
+  const done = await alongside;
+  if (!done.ok) throw done.error;
+  return server ? { server } : {};
+}
+
+/** Whether lockedServer will run an install: nothing installed here as locked, or a refresh due. */
+function installsNow(locked: { request: InstallRequest; lockPath: string }, options: PrepareOptions, image: string): boolean {
+  const installed = installedServer(locked.request, { lockPath: locked.lockPath, stateDir: options.stateDir, image });
+  return !installed || Boolean(options.force) || needsRefresh(installed.entry, new Date(), options.intervalHours);
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+/** A promise that never rejects (awaited later, maybe after another failure): its outcome. */
+const settle = <T>(promise: Promise<T>): Promise<Settled<T>> => promise.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }));
+
+/** A cache or install volume, by its id: the one there if mcpbox made it, else made now (and listed in `made`). */
+async function cacheOrInstallVolume(engine: DockerEngine, plan: RunPlan, volume: string, isInstall: boolean, inspected: Awaited<ReturnType<DockerEngine['inspect']>>, made: string[]): Promise<string> {
+  const known = inspected.volumeIds.get(volume);
+  if (known && known !== 'unlabelled' && !inspected.missing.has(volume)) return known;
+  // Not one mcpbox made: the engine made it empty (root-owned) for a start whose volume had been
+  // removed. Nothing of ours is in it; made again, it is labelled and open to the sandbox user.
+  if (known === 'unlabelled') await engine.removeVolume(volume);
+  const role: Record<string, string> = isInstall ? { [LABEL.role]: 'install' } : {};
+  const labels = { volume: { [LABEL.managed]: 'true', [LABEL.runner]: plan.input.invocation.runner, ...role }, container: plan.spec.labels };
+  made.push(volume);
+  return engine.prepareVolume(volume, plan.spec.image, labels, plan.input.cacheLimitKb);
+}
+
+function installSite(engine: DockerEngine, engineEnv: Readonly<Record<string, string>>, plan: RunPlan, install: string, volumeId: string, options: PrepareOptions) {
+  return {
+    engine,
+    engineEnv,
+    hostEnv: options.hostEnv,
+    image: plan.spec.image,
+    volume: install,
+    volumeId,
+    log: options.log,
+    spec: (installArgs: readonly string[], installEnv: Readonly<Record<string, string>>, egress: Parameters<typeof installSpec>[4]) => installSpec(plan, install, installArgs, installEnv, egress),
+    egress: { access: options.egress, hosts: [...RUNNERS[plan.input.invocation.runner].registries, ...(options.installEgress ?? [])] },
+  };
+}
+
+function lockPlaces(locked: { request: InstallRequest; lockPath: string }, options: PrepareOptions) {
+  return { lockPath: locked.lockPath, stateDir: options.stateDir, intervalHours: options.intervalHours, now: new Date(), gates: options.gates, ...(options.force && { force: true }) };
 }
 
 /** Builds mcpbox's default image, or pulls a chosen one. */

@@ -52,19 +52,38 @@ export function dataLabels(plan: RunPlan, owner: string): Record<string, string>
   };
 }
 
-/** Creates the data volume, or hands its files to the plan's user. Needs the plan's image. `owner`: dataOwner. */
-export async function ensureDataVolume(engine: Pick<DockerEngine, 'inspect' | 'prepareVolume' | 'handOverVolume'>, plan: RunPlan, stateDir: string, owner: string): Promise<void> {
+/**
+ * Creates the data volume, or hands its files to the plan's user. Needs the plan's image. `owner`:
+ * dataOwner. Returns whether it made the volume (a refused first install takes it away again).
+ */
+export async function ensureDataVolume(engine: Pick<DockerEngine, 'inspect' | 'prepareVolume' | 'handOverVolume'>, plan: RunPlan, stateDir: string, owner: string): Promise<boolean> {
   const volume = plan.input.data;
-  if (volume === undefined || dataReady(plan, stateDir)) return;
+  if (volume === undefined || dataReady(plan, stateDir)) return false;
   const { image, user, labels } = plan.spec;
   if ((await engine.inspect([volume])).missing.has(volume)) {
     // Open to every uid (1777, like /tmp); no size limit: it is the user's data, never refused.
     await engine.prepareVolume(volume, image, { volume: dataLabels(plan, owner), container: labels });
     recordDataOwner(stateDir, volume, FRESH);
-  } else {
-    await engine.handOverVolume(volume, image, user, labels);
-    recordDataOwner(stateDir, volume, user);
+    return true;
   }
+  await engine.handOverVolume(volume, image, user, labels);
+  recordDataOwner(stateDir, volume, user);
+  return false;
+}
+
+/**
+ * ensureDataVolume as prepare's `alongside` step (src/install/prepare.ts): made while the install
+ * runs, and removed again, with its record, when a gate refuses that install.
+ */
+export function dataVolumeAlongside(engine: Pick<DockerEngine, 'inspect' | 'prepareVolume' | 'handOverVolume' | 'removeVolume'>, plan: RunPlan, stateDir: string, owner: string) {
+  return async (): Promise<(() => Promise<void>) | undefined> => {
+    const volume = plan.input.data;
+    if (volume === undefined || !(await ensureDataVolume(engine, plan, stateDir, owner))) return undefined;
+    return async () => {
+      await engine.removeVolume(volume);
+      forgetDataVolume(stateDir, volume);
+    };
+  };
 }
 
 export function forgetDataVolume(stateDir: string, volume: string): void {

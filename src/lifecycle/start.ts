@@ -12,7 +12,7 @@ import { inspects, type SessionPlaces, sessionRelay } from '../tools/session.js'
 import { engineLaunch } from '../sandbox/argv.js';
 import { dataOwner, type RunPlan } from '../sandbox/plan.js';
 import type { ContainerSpec } from '../sandbox/spec.js';
-import { claimDataVolume, dataReady, ensureDataVolume } from './data.js';
+import { claimDataVolume, dataReady, dataVolumeAlongside } from './data.js';
 import { eofWatcher } from './eof-watch.js';
 import { supervise } from './supervise.js';
 import type { EgressPolicy } from '../egress/policy.js';
@@ -103,8 +103,16 @@ async function startIn(input: StartInput, plan: RunPlan, access: EgressAccess, s
     ctx.log.warn(`${why}: preparing it again`);
   }
 
-  const prepared = await prepare(engine, input.engineEnv, plan, locked, { hostEnv: ctx.env, log: ctx.log, stateDir: input.stateDir, intervalHours, egress: access, installEgress: settings.installEgress, gates: supplyGates(settings) });
-  await ensureDataVolume(engine, plan, input.stateDir, dataOwner(ctx));
+  const prepared = await prepare(engine, input.engineEnv, plan, locked, {
+    hostEnv: ctx.env,
+    log: ctx.log,
+    stateDir: input.stateDir,
+    intervalHours,
+    egress: access,
+    installEgress: settings.installEgress,
+    gates: supplyGates(settings),
+    alongside: dataVolumeAlongside(engine, plan, input.stateDir, dataOwner(ctx)),
+  });
   const spec = prepared.server && locked ? launchSpec(plan, locked.request, prepared.server.entry, prepared.server.record) : plan.spec;
   // After an install, the last line is not "installing…": the server is starting.
   if (prepared.server && !installed) ctx.log.info(`starting ${prepared.server.entry.name}@${prepared.server.entry.version}`);

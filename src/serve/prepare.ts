@@ -7,7 +7,7 @@ import { refuseBeforeInstall } from '../install/before-install.js';
 import { installRequest, lockKey } from '../install/lock.js';
 import { readLock } from '../install/lock-files.js';
 import type { EgressAccess } from '../egress/access.js';
-import { claimDataVolume, ensureDataVolume } from '../lifecycle/data.js';
+import { claimDataVolume, dataVolumeAlongside } from '../lifecycle/data.js';
 import { serverEgress } from '../lifecycle/egress.js';
 import type { Logger } from '../log.js';
 import { prepare } from '../install/prepare.js';
@@ -70,8 +70,8 @@ export async function prepareServed(servers: readonly ServedServer[], at: ServeP
       egress: at.egress,
       installEgress: settings.installEgress,
       gates: supplyGates(settings),
+      alongside: dataVolumeAlongside(engine, plan, at.stateDir, dataOwner(ctx)),
     });
-    await ensureDataVolume(engine, plan, at.stateDir, dataOwner(ctx));
     // A container per session: a fresh name and labels on the prepared plan, its own egress grant.
     const container = (session: string) => {
       const named = respec(plan, {

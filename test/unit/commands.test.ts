@@ -68,10 +68,11 @@ describe('mcpbox run decides', () => {
   it('first run: image and volumes prepared, resolved and installed (through the egress proxy), locked, then the installed server starts', async () => {
     expect(await run('npx', ['-y', 'pkg'], FLAGS, context())).toBe(0);
     expect(fake.state.calls.filter((c) => !c.startsWith('inspect'))).toEqual([
+      // The fake has every volume already: one no record knows is handed to the server's uid, while
+      // the egress proxy starts and the install runs (the cold start overlaps them).
+      expect.stringMatching(/^hand over mcpbox-npx-pkg-[0-9a-f]{8}-data to 65534:65534$/),
       expect.stringMatching(/^start mcpbox-egress-1000-[0-9a-f]{12}$/),
       'install pkg',
-      // The fake has every volume already: one no record knows is handed to the server's uid.
-      expect.stringMatching(/^hand over mcpbox-npx-pkg-[0-9a-f]{8}-data to 65534:65534$/),
       'run',
     ]);
     expect(launched()).toEqual(['launch']);
