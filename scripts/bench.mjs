@@ -23,6 +23,7 @@ import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { trackLeftovers } from './leftovers.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const MCPBOX = join(ROOT, 'bin', 'mcpbox.js');
@@ -36,6 +37,8 @@ const ONLY = option('--only', undefined);
 const JSON_OUT = option('--json', undefined);
 
 const state = mkdtempSync(join(tmpdir(), 'mcpbox-bench-state-'));
+// Its fresh state dir makes the bench's data and egress volumes its own: removed at the end.
+const cleanUp = trackLeftovers();
 const config = join(state, 'config.json');
 writeFileSync(config, '{}\n');
 const env = { ...process.env, MCPBOX_CONFIG: config, XDG_STATE_HOME: state };
@@ -282,4 +285,5 @@ if (node) {
 }
 process.stdout.write(`${lines.join('\n')}\n`);
 if (JSON_OUT) writeFileSync(JSON_OUT, `${JSON.stringify(results, null, 2)}\n`);
+cleanUp();
 rmSync(state, { recursive: true, force: true });

@@ -19,6 +19,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { trackLeftovers } from './leftovers.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const MCPBOX = join(ROOT, 'bin', 'mcpbox.js');
@@ -29,32 +30,9 @@ const ONLY = option('--only');
 const MCPBOX_ONLY = argv.includes('--mcpbox-only');
 const JSON_OUT = option('--json');
 
-// Every run gets a fresh state dir, so its data and egress volumes are its own: removed at the end,
-// with the egress proxies it started (what existed before is left alone).
-const docker = (...a) => execFileSync('docker', a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).split('\n').filter(Boolean);
-const volumesBefore = new Set(docker('volume', 'ls', '--quiet', '--filter', 'name=mcpbox-'));
-const proxiesBefore = new Set(docker('ps', '--all', '--quiet', '--filter', 'label=dev.mcpbox.role=egress'));
-const standbysBefore = new Set(docker('ps', '--all', '--quiet', '--filter', 'label=dev.mcpbox.role=standby'));
-function cleanUp() {
-  // Caches and installs are kept (a run after this one starts warm); data and egress volumes were
-  // this run's. The standbys its sessions left hold them (a data volume, a proxy's socket), and the
-  // last session's may still be starting: a moment for it, then removed until none holds a volume.
-  execFileSync('sleep', ['3']);
-  for (let attempt = 0; ; attempt++) {
-    const standbys = docker('ps', '--all', '--quiet', '--filter', 'label=dev.mcpbox.role=standby').filter((id) => !standbysBefore.has(id));
-    if (standbys.length > 0) docker('rm', '--force', ...standbys);
-    const proxies = docker('ps', '--all', '--quiet', '--filter', 'label=dev.mcpbox.role=egress').filter((id) => !proxiesBefore.has(id));
-    if (proxies.length > 0) docker('rm', '--force', ...proxies);
-    const made = docker('volume', 'ls', '--quiet', '--filter', 'name=mcpbox-').filter((v) => !volumesBefore.has(v) && (/-data$/.test(v) || /^mcpbox-egress-/.test(v)));
-    try {
-      if (made.length > 0) docker('volume', 'rm', '--force', ...made);
-      return;
-    } catch (error) {
-      if (attempt >= 20) throw error;
-      execFileSync('sleep', ['1']);
-    }
-  }
-}
+// Every run gets a fresh state dir: what its sessions leave (data and egress volumes, proxies,
+// standbys) is removed at the end.
+const cleanUp = trackLeftovers();
 
 const work = mkdtempSync(join(tmpdir(), 'mcpbox-compat-'));
 const repo = join(work, 'repo');
