@@ -175,6 +175,10 @@ describe.skipIf(!engine)('serve: the same policy per server', () => {
     const config = join(dir, 'config.json');
     writeFileSync(config, JSON.stringify({ packages: { [PKG]: { egress: [ALLOWED] } } }));
     const { env } = setup();
+    // Proxies of other state dirs (earlier tests') leave on their own idle time: this serve's is the new one.
+    const proxies = async () => (await docker(['ps', '-a', '--filter', 'label=dev.mcpbox.role=egress', '--format', '{{.Names}}'])).stdout.split('\n').filter(Boolean);
+    const before = new Set(await proxies());
+    let mine: string[] = [];
     const child = execa(process.execPath, [MCPBOX, 'serve', '--config', servers, '--port', '0', '--log-format', 'json'], { cwd: WORKDIR, env: { ...env, MCPBOX_CONFIG: config }, reject: false, stdin: 'ignore', buffer: false });
     let logs = '';
     child.stderr!.on('data', (chunk: Buffer) => (logs += chunk.toString()));
@@ -186,34 +190,41 @@ describe.skipIf(!engine)('serve: the same policy per server', () => {
       expect(textOf(await client.callTool({ name: 'fetch', arguments: { url: `https://${ALLOWED}/simple/` } }))).toBe('status 200');
       expect(textOf(await client.callTool({ name: 'fetch', arguments: { url: `https://${REFUSED}/` } }))).toMatch(/^failed/);
       await waitFor(async () => logs.includes(`blocked ${PKG} → ${REFUSED}:443`), 10_000, 'the refusal in serve\'s log');
+      mine = (await proxies()).filter((name) => !before.has(name));
+      expect(mine).toHaveLength(1);
     } finally {
       await transport.terminateSession().catch(() => {});
       await client.close();
       child.kill('SIGTERM');
       await child;
     }
-    const proxies = async () => (await docker(['ps', '-a', '--filter', 'label=dev.mcpbox.role=egress', '--format', '{{.Names}}'])).stdout.trim();
     // Standbys other tests left keep their own proxies up: no server may run for this one.
     await removeStandbys();
-    await waitFor(async () => (await proxies()) === '', 30_000, 'the proxy to leave');
+    await waitFor(async () => !(await proxies()).includes(mine[0]!), 30_000, 'the proxy to leave');
   });
 });
 
 describe.skipIf(!engine)('nothing of egress is left behind', () => {
   // Standbys other tests left keep their proxies up: these tests are about no server running.
-  beforeEach(removeStandbys);
+  // Proxies of other state dirs (earlier tests') leave on their own idle time: each test follows its own.
+  let before = new Set<string>();
+  const proxies = async () => (await docker(['ps', '-a', '--filter', 'label=dev.mcpbox.role=egress', '--format', '{{.Names}}'])).stdout.split('\n').filter(Boolean);
+  const mine = async () => (await proxies()).filter((name) => !before.has(name));
+  beforeEach(async () => {
+    await removeStandbys();
+    before = new Set(await proxies());
+  });
 
   it('prune removes the proxy at once when no server runs', async () => {
     const { env } = setup();
     const session = await connect(args('--egress', ALLOWED), env);
     expect(await call(session, 'fetch', { url: `https://${ALLOWED}/simple/` })).toBe('status 200');
     await session.close();
-    const proxies = async () => (await docker(['ps', '-a', '--filter', 'label=dev.mcpbox.role=egress', '--format', '{{.Names}}'])).stdout.trim();
-    const running = await proxies();
-    if (running === '') return; // it left by itself already
+    const [running] = await mine();
+    if (running === undefined) return; // it left by itself already
     const pruned = await mcpbox(['prune'], { env });
     expect(pruned.stdout).toContain(`removed ${running}`);
-    expect(await proxies()).toBe('');
+    expect(await proxies()).not.toContain(running);
   });
 
   it('a server quiet for longer than the proxy idle time still reaches its hosts: the proxy stays while a server runs', async () => {
@@ -234,11 +245,11 @@ describe.skipIf(!engine)('nothing of egress is left behind', () => {
     const { env } = setup();
     const session = await connect(args('--egress', ALLOWED), env);
     expect(await call(session, 'fetch', { url: `https://${ALLOWED}/simple/` })).toBe('status 200');
-    const proxies = async () => (await docker(['ps', '-a', '--filter', 'label=dev.mcpbox.role=egress', '--format', '{{.Names}}'])).stdout.trim();
-    expect(await proxies()).not.toBe('');
+    const [running] = await mine();
+    expect(running).toBeDefined();
     process.kill(session.pid, 'SIGKILL');
     await waitFor(async () => (await containersOf(session.pid)).length === 0, 10_000, 'the watchdog to remove the server');
-    await waitFor(async () => (await proxies()) === '', 30_000, 'the proxy to leave when idle');
+    await waitFor(async () => !(await proxies()).includes(running!), 30_000, 'the proxy to leave when idle');
     await session.close().catch(() => {});
     const networks = (await docker(['network', 'ls', '--filter', 'label=dev.mcpbox.managed=true', '--format', '{{.Name}}'])).stdout.trim();
     expect(networks).toBe('');
