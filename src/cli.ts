@@ -262,6 +262,7 @@ export function buildProgram(log: Logger, setExitCode: (code: number) => void): 
     // Loaded when a command needs the engine: --version and help never do.
     openEngine: async (choice, engineLog) => (await import('./engine/open.js')).openEngine({ env: process.env, log: engineLog ?? log }, choice),
     selfArgv: [process.execPath, ...process.execArgv, ...process.argv.slice(1)],
+    selfCommand: [process.execPath, ...process.execArgv, ...process.argv.slice(1, 2)],
   });
   const program = new Command('mcpbox')
     .description('Run MCP servers from npx and uvx in a hardened container: a drop-in, sandboxed npx/uvx.')

@@ -14,4 +14,6 @@ export interface CommandContext extends HostContext {
    * it, so that a run can start itself again to leave a standby (src/lifecycle/standby-run.ts).
    */
   readonly selfArgv?: readonly string[];
+  /** How to start mcpbox again with other arguments: node, its flags, the script (pull's standbys). */
+  readonly selfCommand?: readonly string[];
 }

@@ -22,6 +22,12 @@ import { freshEnough, standbyCreateArgv, standbyKey, standbyName, standbySpec } 
 export const LEAVE_STANDBY = 'MCPBOX_LEAVE_STANDBY';
 
 /**
+ * Set by `mcpbox pull` on the runs it starts for its clients' entries: the lock keys (one per line)
+ * of the servers it prepared. A run leaves a standby only for those.
+ */
+export const STANDBY_FOR = 'MCPBOX_STANDBY_FOR';
+
+/**
  * Whether runs of this server use standbys: on unless turned off (setting, package policy,
  * --no-standby), for an MCP client's session (a terminal gets a fresh container), with Docker:
  * Podman 4's attach answers 0 whatever the server's exit status was, which a client must see.

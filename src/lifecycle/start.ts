@@ -16,7 +16,7 @@ import { claimDataVolume, dataReady, dataVolumeAlongside } from './data.js';
 import { eofWatcher } from './eof-watch.js';
 import { supervise } from './supervise.js';
 import type { EgressPolicy } from '../egress/policy.js';
-import { type ClaimedStandby, claimStandby, leaveStandby, standbyWanted } from './standby-run.js';
+import { type ClaimedStandby, claimStandby, leaveStandby, STANDBY_FOR, standbyWanted } from './standby-run.js';
 
 /**
  * `mcpbox run`'s way to its server: a warm start when the server is locked, installed here and not
@@ -187,6 +187,8 @@ export function graceMs(settings: Pick<Settings, 'grace'>): number {
 export async function leaveStandbyFor(input: StartInput): Promise<number> {
   const { engine, ctx, settings, locked } = input;
   if (!locked || !standbyWanted(settings, engine, { client: input.plan.client, tty: input.plan.spec.tty })) return 0;
+  const only = ctx.env[STANDBY_FOR];
+  if (only !== undefined && !only.split('\n').includes(lockKey(locked.request))) return 0;
   const access = egressAccessFor(engine, ctx, settings, input.stateDir, ctx.log);
   const egress = serverEgress({ plan: input.plan, settings, access, locked, lockPath: input.lockPath, stateDir: input.stateDir, log: ctx.log });
   const plan = egress.plan;

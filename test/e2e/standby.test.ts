@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -67,6 +67,23 @@ describe.skipIf(!engine || ENGINE_CLI === 'podman')('standby: the next container
     await waitFor(async () => (await standbys()).length === 3, 60_000, 'three standbys, one per spec');
     await removeAll();
     await session(args);
+  });
+
+  it("mcpbox pull leaves one for a client's entry of the server it pulled, as the client starts it; the client's first launch attaches to it", async () => {
+    await removeAll();
+    const home = mkdtempSync(join(tmpdir(), 'mcpbox-e2e-standby-home-'));
+    mkdirSync(join(home, '.cursor'));
+    const entry = { command: 'mcpbox', args: ['run', ...args], env: { STANDBY_E2E_TOKEN: 'one' } };
+    writeFileSync(join(home, '.cursor', 'mcp.json'), JSON.stringify({ mcpServers: { everything: entry, other: { command: 'mcpbox', args: ['run', 'uvx', 'mcp-server-time'] } } }));
+    // The pull's own environment holds another value: the entry's (the client's) is the one used.
+    const pulled = await mcpbox(['pull', 'npx', EVERYTHING], { env: { ...env, HOME: home, STANDBY_E2E_TOKEN: 'pull' } });
+    expect(pulled.exitCode, pulled.stderr).toBe(0);
+    await oneStandby();
+    const used = await session(args, { ...env, HOME: home });
+    expect(used.container).toMatch(new RegExp(`-standby-by-${used.pid}-[0-9a-z]+$`));
+    expect(used.startedBefore).toBe(true);
+    expect(used.echoed).toBe('Echo: standby');
+    rmSync(home, { recursive: true, force: true });
   });
 
   it('ps marks it, and prune removes it (nothing of the user is in it)', async () => {

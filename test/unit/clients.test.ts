@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CLIENTS, clientFiles } from '../../src/clients/table.js';
 import { engineKind } from '../../src/commands/doctor.js';
+import { forwardedNames, wrappedLaunches } from '../../src/clients/launches.js';
 
 const places = (platform: NodeJS.Platform, env: Record<string, string> = {}) => ({ home: platform === 'win32' ? 'C:\\Users\\me' : platform === 'darwin' ? '/Users/me' : '/home/me', platform, env, cwd: '/work/project' });
 
@@ -49,5 +50,39 @@ describe('engine kind', () => {
     [{ ...base, product: 'Podman', rootless: true, cgroupVersion: '1', os: 'debian 12' }, 'Podman, rootless, on debian 12, cgroup v1'],
   ] as const)('%j', (engine, text) => {
     expect(engineKind(engine)).toBe(text);
+  });
+});
+
+describe('the servers a client starts through mcpbox (pull leaves their standbys)', () => {
+  const config = JSON.stringify({
+    mcpServers: {
+      everything: { command: 'mcpbox', args: ['run', 'npx', '-y', '@modelcontextprotocol/server-everything'] },
+      github: { command: 'mcpbox', args: ['run', '-e', 'GITHUB_TOKEN', 'npx', '-y', '@modelcontextprotocol/server-github'], env: { GITHUB_TOKEN: 'ghp_x' } },
+      // Its value would come from the client's own environment: unknown here, so no standby.
+      shell: { command: '/usr/local/bin/mcpbox', args: ['run', '--env', 'API_KEY', 'uvx', 'some-server'] },
+      inline: { command: 'mcpbox', args: ['run', '-e', 'MODE=fast', 'uvx', 'mcp-server-time'] },
+      plain: { command: 'npx', args: ['-y', 'not-wrapped'] },
+      windows: { command: 'cmd', args: ['/c', 'mcpbox', 'run', 'npx', '-y', 'win-server'] },
+      remote: { url: 'https://example.invalid/mcp' },
+    },
+    projects: { '/work/app': { mcpServers: { memory: { command: 'mcpbox', args: ['run', 'npx', '-y', '@modelcontextprotocol/server-memory'] } } } },
+  });
+
+  it('wrapped entries only, with their run arguments, their env values and their project', () => {
+    expect(wrappedLaunches(config, 'x.json')).toEqual([
+      { name: 'everything', runArgs: ['npx', '-y', '@modelcontextprotocol/server-everything'], env: {}, project: undefined },
+      { name: 'github', runArgs: ['-e', 'GITHUB_TOKEN', 'npx', '-y', '@modelcontextprotocol/server-github'], env: { GITHUB_TOKEN: 'ghp_x' }, project: undefined },
+      { name: 'inline', runArgs: ['-e', 'MODE=fast', 'uvx', 'mcp-server-time'], env: {}, project: undefined },
+      { name: 'windows', runArgs: ['npx', '-y', 'win-server'], env: {}, project: undefined },
+      { name: 'memory', runArgs: ['npx', '-y', '@modelcontextprotocol/server-memory'], env: {}, project: '/work/app' },
+    ]);
+  });
+
+  it.each([
+    [['-e', 'A', '--env', 'B', '-eC', '--env=D', 'npx', 'x'], ['A', 'B', 'C', 'D']],
+    [['-e', 'A=1', '--env=B=2', 'npx', 'x'], []],
+    [['npx', 'x'], []],
+  ])('forwarded names of %j', (args, names) => {
+    expect(forwardedNames(args)).toEqual(names);
   });
 });
