@@ -29,12 +29,18 @@ export default async function setup(project: TestProject) {
   process.env.TMPDIR = root;
   const volumesBefore = new Set(await mcpboxVolumes());
   const teardown = async () => {
-    // Standbys the runs left for a next client hold volumes: they go first.
-    const waiting = await execa(ENGINE_CLI, ['ps', '-aq', '--filter', 'label=dev.mcpbox.role=standby'], { reject: false });
-    const ids = waiting.stdout.split('\n').filter(Boolean);
-    if (ids.length > 0) await execa(ENGINE_CLI, ['rm', '--force', ...ids], { reject: false });
-    const made = (await mcpboxVolumes()).filter((v) => !volumesBefore.has(v));
-    if (made.length > 0) await execa(ENGINE_CLI, ['volume', 'rm', '--force', ...made], { reject: false });
+    // Standbys the runs left for a next client hold volumes: they go first. The last session's may
+    // still be on its way (a detached mcpbox starts it as the session ends): a moment for it, then
+    // removed until no standby holds a volume of the run.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const waiting = await execa(ENGINE_CLI, ['ps', '-aq', '--filter', 'label=dev.mcpbox.role=standby'], { reject: false });
+      const ids = waiting.stdout.split('\n').filter(Boolean);
+      if (ids.length > 0) await execa(ENGINE_CLI, ['rm', '--force', ...ids], { reject: false });
+      const made = (await mcpboxVolumes()).filter((v) => !volumesBefore.has(v));
+      if (made.length === 0 || (await execa(ENGINE_CLI, ['volume', 'rm', '--force', ...made], { reject: false })).exitCode === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
     rmSync(root, { recursive: true, force: true });
   };
 
