@@ -470,7 +470,16 @@ export class DockerEngine {
   /** Force-removes containers; ones already gone are fine. */
   async remove(names: readonly string[]) {
     if (names.length === 0) return;
-    await this.#query(['rm', '--force', ...names]);
+    await this.#query([...this.#forceRemove, ...names]);
+  }
+
+  /**
+   * `rm --force`: the container killed and removed at once. Podman's first stops it with SIGTERM and
+   * waits 10 s for it, as `stop` would: mcpbox removes a container after its grace period (or as a
+   * safety net), so under Podman the wait is made none too.
+   */
+  get #forceRemove(): readonly string[] {
+    return this.cli === 'podman' ? ['rm', '--force', '--time', '0'] : ['rm', '--force'];
   }
 
   /**
@@ -494,7 +503,7 @@ export class DockerEngine {
             process.execPath,
             [
               '-e',
-              "let d='';process.stdin.on('data',c=>d+=c).on('end',()=>{if(d.startsWith('done'))return;const cp=require('child_process'),a=process.argv.slice(2);const n=a[0]==='--owner'?cp.execFileSync(process.argv[1],['ps','-aq','--filter',a[1],'--filter',a[2]],{encoding:'utf8'}).split(/\\s+/).filter(Boolean):a;if(n.length)cp.spawnSync(process.argv[1],['rm','--force',...n],{stdio:'ignore',windowsHide:true})})",
+              "let d='';process.stdin.on('data',c=>d+=c).on('end',()=>{if(d.startsWith('done'))return;const cp=require('child_process'),a=process.argv.slice(2);const n=a[0]==='--owner'?cp.execFileSync(process.argv[1],['ps','-aq','--filter',a[1],'--filter',a[2]],{encoding:'utf8'}).split(/\\s+/).filter(Boolean):a;if(n.length)cp.spawnSync(process.argv[1],[...JSON.parse(process.env.MCPBOX_RM),...n],{stdio:'ignore',windowsHide:true})})",
               this.bin,
               ...target,
             ],
@@ -505,12 +514,13 @@ export class DockerEngine {
               '-c',
               'read -r line; [ "$line" = done ] && exit 0; ' +
                 'if [ "$1" = --owner ]; then set -- $("$0" ps -aq --filter "$2" --filter "$3"); [ $# -gt 0 ] || exit 0; fi; ' +
-                'exec "$0" rm --force "$@"',
+                `exec "$0" ${this.#forceRemove.join(' ')} "$@"`,
               this.bin,
               ...target,
             ],
           ];
-    const watchdog = spawn(command, args, { env: this.#env, stdio: ['pipe', 'ignore', 'ignore'], detached: true, windowsHide: true });
+    const env = process.platform === 'win32' ? { ...this.#env, MCPBOX_RM: JSON.stringify(this.#forceRemove) } : this.#env;
+    const watchdog = spawn(command, args, { env, stdio: ['pipe', 'ignore', 'ignore'], detached: true, windowsHide: true });
     watchdog.on('error', () => {});
     watchdog.unref();
     const input = watchdog.stdin!;

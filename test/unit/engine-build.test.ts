@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -48,5 +48,24 @@ describe('image build progress', () => {
     expect(lines.some((l) => l.includes('DEPRECATED: The legacy builder'))).toBe(true);
     expect(lines.at(-1)).toBe('mcpbox: build: E: Unable to locate package git');
     expect(error).toMatchObject({ exitCode: 73, message: expect.stringMatching(/E: Unable to locate package git$/) });
+  });
+});
+
+/** Removal means at once: Podman's `rm --force` first waits 10 s for a stop, Docker's kills. */
+describe('removing a container', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mcpbox-rm-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it.each([
+    ['docker', 'rm --force box'],
+    ['podman', 'rm --force --time 0 box'],
+  ])('%s: %s', async (cli, expected) => {
+    const bin = join(dir, cli);
+    const log = join(dir, `${cli}.log`);
+    writeFileSync(bin, `#!/bin/sh\necho "$*" >> '${log}'\n`);
+    chmodSync(bin, 0o755);
+    const engine = new DockerEngine({ bin, env: { PATH: process.env.PATH! }, log: createLogger({ write: () => {} }), runtimeDir: dir });
+    await engine.remove(['box']);
+    expect(readFileSync(log, 'utf8').trim()).toBe(expected);
   });
 });
