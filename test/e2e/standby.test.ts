@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -84,6 +84,27 @@ describe.skipIf(!engine || ENGINE_CLI === 'podman')('standby: the next container
     expect(used.startedBefore).toBe(true);
     expect(used.echoed).toBe('Echo: standby');
     rmSync(home, { recursive: true, force: true });
+  });
+
+  it('a launch under another lock entry never uses it: the changed entry is refused, the standby waits on, unclaimed', async () => {
+    const waiting = await oneStandby();
+    const file = join(state, 'mcpbox', 'mcpbox.lock');
+    const original = readFileSync(file, 'utf8');
+    const lock = JSON.parse(original) as { servers: Record<string, { tree: string }> };
+    const key = Object.keys(lock.servers).find((k) => k.includes(EVERYTHING))!;
+    // The entry a repository's lock (or an edit) could bring: another tree than the one the standby runs.
+    writeFileSync(file, JSON.stringify({ ...lock, servers: { ...lock.servers, [key]: { ...lock.servers[key], tree: 'f'.repeat(64) } } }));
+    try {
+      const refused = await mcpbox(['run', ...args], { env, input: '' });
+      expect(refused.exitCode).toBe(76);
+      expect(refused.stderr).toMatch(/can't be trusted/);
+      expect(await containersOf(refused.pid)).toEqual([]);
+      expect(await standbys(true)).toEqual([waiting]);
+    } finally {
+      writeFileSync(file, original);
+    }
+    const used = await session(args);
+    expect(used.container).toMatch(new RegExp(`-standby-by-${used.pid}-`));
   });
 
   it('ps marks it, and prune removes it (nothing of the user is in it)', async () => {
