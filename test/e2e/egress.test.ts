@@ -18,6 +18,9 @@ const REFUSED = 'proxy.golang.org';
 const PKG = 'is-number';
 const args = (...flags: string[]) => [...flags, '-e', 'NET_SERVER', 'npx', '-p', `${PKG}@7.0.0`, '-c', 'node -e "$NET_SERVER"'];
 
+/** The egress proxies on the engine, of every state dir (a test follows the one that appeared during it). */
+const proxies = async () => (await docker(['ps', '-a', '--filter', 'label=dev.mcpbox.role=egress', '--format', '{{.Names}}'])).stdout.split('\n').filter(Boolean);
+
 function setup() {
   const state = quietStateDir();
   // A short idle time, so the tests see the proxy go.
@@ -176,7 +179,6 @@ describe.skipIf(!engine)('serve: the same policy per server', () => {
     writeFileSync(config, JSON.stringify({ packages: { [PKG]: { egress: [ALLOWED] } } }));
     const { env } = setup();
     // Proxies of other state dirs (earlier tests') leave on their own idle time: this serve's is the new one.
-    const proxies = async () => (await docker(['ps', '-a', '--filter', 'label=dev.mcpbox.role=egress', '--format', '{{.Names}}'])).stdout.split('\n').filter(Boolean);
     const before = new Set(await proxies());
     let mine: string[] = [];
     const child = execa(process.execPath, [MCPBOX, 'serve', '--config', servers, '--port', '0', '--log-format', 'json'], { cwd: WORKDIR, env: { ...env, MCPBOX_CONFIG: config }, reject: false, stdin: 'ignore', buffer: false });
@@ -208,7 +210,6 @@ describe.skipIf(!engine)('nothing of egress is left behind', () => {
   // Standbys other tests left keep their proxies up: these tests are about no server running.
   // Proxies of other state dirs (earlier tests') leave on their own idle time: each test follows its own.
   let before = new Set<string>();
-  const proxies = async () => (await docker(['ps', '-a', '--filter', 'label=dev.mcpbox.role=egress', '--format', '{{.Names}}'])).stdout.split('\n').filter(Boolean);
   const mine = async () => (await proxies()).filter((name) => !before.has(name));
   beforeEach(async () => {
     await removeStandbys();
