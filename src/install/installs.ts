@@ -12,7 +12,7 @@ import {
   type LockEntry,
   lockEntryProblem,
   lockKey,
-  needsRefresh,
+  resolveDue,
 } from './lock.js';
 import { installKey, readInstalls, readLock, writeInstall, writeLockEntry } from './lock-files.js';
 import type { Logger } from '../log.js';
@@ -72,7 +72,7 @@ export async function lockedServer(site: InstallSite, request: InstallRequest, p
   // What this machine installed in this very volume, by its fingerprint: the only tree reused.
   const reuse = previous?.volumeId === site.volumeId && previous.content ? previous : undefined;
 
-  if (!entry || places.force || needsRefresh(entry, places.now, places.intervalHours)) {
+  if (!entry || resolveDue(entry, places)) {
     try {
       const fresh = await install(site, request, undefined, places, reuse, entry);
       if (entry && fresh.entry.version === entry.version && fresh.entry.integrity !== entry.integrity) {

@@ -103,6 +103,15 @@ export function lockKey(request: Pick<InstallRequest, 'runner' | 'specs' | 'comm
   return parts.join(' ');
 }
 
+/**
+ * Whether a start resolves a locked server again rather than running what is locked: forced (mcpbox
+ * update) or due for its refresh. The one rule for the install, the cold start's early egress and
+ * the warm path (with nothing locked, each resolves anyway).
+ */
+export function resolveDue(entry: Pick<LockEntry, 'pinned' | 'resolvedAt'>, when: { readonly now: Date; readonly intervalHours: number; readonly force?: boolean }): boolean {
+  return Boolean(when.force) || needsRefresh(entry, when.now, when.intervalHours);
+}
+
 export function needsRefresh(entry: Pick<LockEntry, 'pinned' | 'resolvedAt'>, now: Date, intervalHours: number): boolean {
   if (entry.pinned) return false;
   const resolved = Date.parse(entry.resolvedAt);

@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import type { RunPlan } from '../sandbox/plan.js';
 import { cacheVolumeName } from '../sandbox/spec.js';
 import { installedServer, type LockedServer, lockedServer } from './installs.js';
-import { type InstallRequest, needsRefresh } from './lock.js';
+import { type InstallRequest, resolveDue } from './lock.js';
 import { INSTALL_USER, installSpec, installVolume } from './specs.js';
 import type { SupplyGates } from '../config/settings.js';
 
@@ -86,7 +86,7 @@ export async function prepare(
 /** Whether lockedServer will run an install: nothing installed here as locked, or a refresh due. */
 function installsNow(locked: { request: InstallRequest; lockPath: string }, options: PrepareOptions, image: string): boolean {
   const installed = installedServer(locked.request, { lockPath: locked.lockPath, stateDir: options.stateDir, image });
-  return !installed || Boolean(options.force) || needsRefresh(installed.entry, new Date(), options.intervalHours);
+  return !installed || resolveDue(installed.entry, { ...options, now: new Date() });
 }
 
 type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };

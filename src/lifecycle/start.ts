@@ -7,7 +7,7 @@ import type { EgressAccess } from '../egress/access.js';
 import { egressAccessFor, prepare } from '../install/prepare.js';
 import { serverEgress } from './egress.js';
 import { launchSpec } from '../install/specs.js';
-import { type LockEntry, lockKey, needsRefresh } from '../install/lock.js';
+import { type LockEntry, lockKey, resolveDue } from '../install/lock.js';
 import { inspects, type SessionPlaces, sessionRelay } from '../tools/session.js';
 import { engineLaunch } from '../sandbox/argv.js';
 import { dataOwner, type RunPlan } from '../sandbox/plan.js';
@@ -125,7 +125,7 @@ async function startIn(input: StartInput, plan: RunPlan, access: EgressAccess, s
 /** Warm: installed, not due for a refresh, and its data volume already its user's (else prepare sees to it). */
 function warmServer<T extends { entry: LockEntry }>(input: StartInput, plan: RunPlan, installed: T | undefined): T | undefined {
   const intervalHours = input.settings.updateInterval ?? 24;
-  return installed && !needsRefresh(installed.entry, new Date(), intervalHours) && dataReady(plan, input.stateDir) ? installed : undefined;
+  return installed && !resolveDue(installed.entry, { now: new Date(), intervalHours }) && dataReady(plan, input.stateDir) ? installed : undefined;
 }
 
 /**

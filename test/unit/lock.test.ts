@@ -6,6 +6,7 @@ import {
   lockEntryProblem,
   lockKey,
   needsRefresh,
+  resolveDue,
   runnerArgs,
 } from '../../src/install/lock.js';
 import { parseRunnerArgs } from '../../src/runners/table.js';
@@ -72,6 +73,14 @@ describe('refreshing', () => {
     ['unreadable date', { pinned: false, resolvedAt: 'x' }, 24, true],
   ])('%s', (_label, entry, hours, expected) => {
     expect(needsRefresh(entry, now, hours)).toBe(expected);
+  });
+  it.each([
+    ['fresh, not forced', { pinned: false, resolvedAt: '2026-11-23T00:00:00Z' }, false, false],
+    ['fresh, forced (mcpbox update)', { pinned: false, resolvedAt: '2026-11-23T00:00:00Z' }, true, true],
+    ['pinned, forced', { pinned: true, resolvedAt: '2025-11-23T00:00:00Z' }, true, true],
+    ['a day old, not forced', { pinned: false, resolvedAt: '2026-11-22T12:00:00Z' }, false, true],
+  ])('resolves again: %s', (_label, entry, force, expected) => {
+    expect(resolveDue(entry, { now, intervalHours: 24, force })).toBe(expected);
   });
 });
 
