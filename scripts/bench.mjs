@@ -16,10 +16,11 @@
 // For each: time to the initialize response, ping round trip p50/p99, pipelined ping throughput,
 // 1 MB echo round trip (servers with an echo tool), stdin close → exit, and mcpbox's own RSS.
 // Every figure is the median over N sessions (the 1 MB echo: the last one's); RSS is the maximum.
-// Ratios are against "docker + installed". Options: --runs N (sessions per row, default 7),
-// --only npx|uvx, --json FILE (write the raw numbers).
+// Ratios are against "docker + installed". Then `mcpbox serve`: a Streamable HTTP session's
+// initialize (POST to its answer) with serve's standby waiting, and with standby off.
+// Options: --runs N (sessions per row, default 7), --only npx|uvx|serve, --json FILE (raw numbers).
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -254,12 +255,66 @@ for (const server of SERVERS.filter((s) => !ONLY || s.runner === ONLY)) {
   removeStandbys();
 }
 
+/**
+ * `mcpbox serve` with the npx server: `runs` sessions' initialize over Streamable HTTP (the POST to
+ * its answer), each session ended before the next. With its standby, each first waits (untimed)
+ * for the one the last session left, and for its server to load.
+ */
+async function serveSessions(standby, runs = RUNS) {
+  const token = `bench-${'0123456789abcdef'.repeat(2)}`;
+  const servers = join(state, 'servers.json');
+  writeFileSync(servers, JSON.stringify({ authTokens: [token], mcpServers: { everything: { command: 'npx', args: SERVERS[0].args } } }));
+  chmodSync(servers, 0o600);
+  const serveConfig = join(state, `serve-${standby ? 'standby' : 'fresh'}.json`);
+  writeFileSync(serveConfig, JSON.stringify({ standby }));
+  const child = spawn(process.execPath, [MCPBOX, 'serve', '--config', servers, '--port', '0', '--log-format', 'json'], { env: { ...env, MCPBOX_CONFIG: serveConfig }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let logs = '';
+  child.stderr.on('data', (chunk) => (logs += chunk));
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  let port;
+  for (let i = 0; i < 3000 && !port; i++, await sleep(100)) port = Number(/"event":"listening"[^\n]*"port":(\d+)/.exec(logs)?.[1]) || undefined;
+  if (!port) throw new Error(`serve did not listen:\n${logs}`);
+  const url = `http://127.0.0.1:${port}/servers/everything/mcp`;
+  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+  const waiting = () => docker(['ps', '--filter', 'label=dev.mcpbox.role=standby', '--filter', `label=dev.mcpbox.owner-pid=${child.pid}`, '--format', '{{.Names}}']).split('\n').filter((n) => n && !n.includes('-standby-by-'));
+  const times = [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      if (standby) {
+        for (let j = 0; j < 300 && waiting().length === 0; j++) await sleep(100);
+        await sleep(2500);
+      }
+      const t0 = performance.now();
+      const response = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: INIT }) });
+      const body = await response.text();
+      times.push(performance.now() - t0);
+      if (!body.includes('serverInfo')) throw new Error(`no initialize answer: ${response.status} ${body.slice(0, 200)}`);
+      await fetch(url, { method: 'DELETE', headers: { ...headers, 'mcp-session-id': response.headers.get('mcp-session-id') } });
+    }
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.on('exit', resolve));
+  }
+  return { tti: median(times), runs };
+}
+
+if (!ONLY || ONLY === 'serve') {
+  process.stderr.write('\nmcpbox serve, @modelcontextprotocol/server-everything\n');
+  const rows = {};
+  for (const [label, standby] of [['serve, standby', true], ['serve, standby off', false]]) {
+    process.stderr.write(`  ${label} …`);
+    rows[label] = await serveSessions(standby);
+    process.stderr.write(` ${rows[label].tti.toFixed(0)} ms\n`);
+  }
+  results.serve = rows;
+}
+
 const fmt = (v, digits = 0) => (v === undefined ? '—' : v.toFixed(digits));
 const floor = (rows) => rows['docker + installed'];
 const lines = [];
 lines.push(`mcpbox benchmark, ${new Date().toISOString().slice(0, 10)}, ${cpus().length} CPUs (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, docker ${docker(['version', '--format', '{{.Server.Version}}'])}, node ${process.version}`);
 lines.push(`medians of ${RUNS} sessions per row (cold: 1); a session: initialize, 300 sequential pings, 1000 pipelined, then (npx) five 1 MB echoes, then stdin closed`);
-for (const [name, rows] of Object.entries(results)) {
+for (const [name, rows] of Object.entries(results).filter(([name]) => name !== 'serve')) {
   lines.push('', `${name}`, '');
   lines.push('| | initialize ms | × floor | ping p50 ms | ping p99 ms | p50 × floor | pipelined ping/s | 1 MB echo ms | stdin close → exit ms | mcpbox RSS MB |');
   lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
@@ -274,6 +329,13 @@ for (const [name, rows] of Object.entries(results)) {
   const standby = rows['mcpbox warm, standby'];
   if (standby) lines.push('', `standby: initialize ${fmt(standby.tti / base.tti, 2)}× a raw docker run of the installed server (goal ≤ 0.5×), ${fmt(standby.tti / relayed.tti, 2)}× a warm start without it`);
   if (relayed && direct) lines.push('', `tools relay against --no-inspect: initialize ${delta(relayed.tti, direct.tti)}, ping p50 ${delta(relayed.p50, direct.p50)}, 1 MB echo ${delta(relayed.mb, direct.mb)}`);
+}
+if (results.serve) {
+  const [withStandby, without] = [results.serve['serve, standby'], results.serve['serve, standby off']];
+  lines.push('', 'mcpbox serve, a Streamable HTTP session of @modelcontextprotocol/server-everything', '');
+  lines.push('| | initialize ms (POST to answer) |', '| --- | ---: |');
+  lines.push(`| serve, standby | ${fmt(withStandby.tti)} |`, `| serve, standby off | ${fmt(without.tti)} |`);
+  lines.push('', `serve's standby: a session's initialize in ${fmt(withStandby.tti / without.tti, 2)}× the time without it`);
 }
 const node = execFileSync('hyperfine', ['--version'], { encoding: 'utf8' }).length > 0;
 if (node) {

@@ -9,7 +9,8 @@ import { removeStale } from '../lifecycle/sweep.js';
 import { stateDir } from '../paths.js';
 import { ServeApp } from '../serve/app.js';
 import { readServeConfig } from '../serve/config.js';
-import { prepareServed, type ServeLog } from '../serve/prepare.js';
+import type { ServeLog } from '../serve/containers.js';
+import { prepareServed } from '../serve/prepare.js';
 
 /**
  * `mcpbox serve --config servers.json`: sandboxed MCP servers over Streamable HTTP
@@ -47,7 +48,7 @@ export async function serve(flags: ServeFlags, ctx: CommandContext): Promise<num
 
   const state = stateDir(ctx.env);
   const egress = egressAccessFor(engine, ctx, settings, state, ctx.log);
-  const targets = await prepareServed(config.servers, { engine, engineEnv, settings, ctx, lockPath: findLock(ctx.cwd, state).path, stateDir: state, log, egress });
+  const targets = await prepareServed(config.servers, { engine, engineEnv, settings, ctx, lockPath: findLock(ctx.cwd, state).path, stateDir: state, log, egress, graceMs });
   const app = new ServeApp({ targets, config, graceMs, log, bindHost: flags.host });
   await new Promise<void>((resolve, reject) => {
     app.http.once('error', (error: NodeJS.ErrnoException) => reject(new UsageError(`cannot listen on ${flags.host}:${port}: ${error.message}`, error.code === 'EADDRINUSE' ? 'choose another --port' : undefined)));

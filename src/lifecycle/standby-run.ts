@@ -51,7 +51,7 @@ const keyOf = (input: StandbyFor) => standbyKey(input.spec, input.egress, input.
  * One of the same spec already there is left as it is: the engine refuses the name. Says what it did.
  */
 export async function leaveStandby(input: StandbyFor & { engineEnv: Readonly<Record<string, string>>; settings: Settings; egressRun: string | undefined }): Promise<string> {
-  const spec = standbySpec(input.spec, keyOf(input), standbyIdleSeconds(input.settings), input.egressRun);
+  const spec = standbySpec(input.spec, standbyName(keyOf(input)), standbyIdleSeconds(input.settings), input.egressRun);
   const launch = engineLaunch(spec, input.engineEnv, (lines) => input.engine.envFile(lines), standbyCreateArgv);
   const created = await input.engine.runDetached(launch.argv, launch.envFile, launch.env);
   const firstLine = (text: string) => text.trim().split('\n')[0];

@@ -9,7 +9,8 @@ import type { ContainerSpec } from '../sandbox/spec.js';
  * loaded) before its client asks, so that a warm launch attaches to it instead of starting one. The
  * container start, which no amount of shaving mcpbox's own start can get under, is then paid ahead.
  * This module is the pure part: which spec a standby is for, its name, its launcher, and what the
- * sweep makes of it. src/lifecycle/standby-start.ts starts and claims them.
+ * sweep makes of it. src/lifecycle/standby-run.ts starts and claims run's; serve keeps its own
+ * (src/serve/standby.ts).
  */
 
 /**
@@ -68,11 +69,11 @@ export function standbyName(key: string): string {
   return `mcpbox-standby-${key}`;
 }
 
-/** The standby of a spec: the same container under the launcher, labelled as one. */
-export function standbySpec(spec: ContainerSpec, key: string, idleSeconds: number, egressRun: string | undefined): ContainerSpec {
+/** The standby of a spec: the same container under the launcher, labelled as one, named `name`. */
+export function standbySpec(spec: ContainerSpec, name: string, idleSeconds: number, egressRun: string | undefined): ContainerSpec {
   return {
     ...spec,
-    name: standbyName(key),
+    name,
     labels: { ...spec.labels, [LABEL.role]: 'standby', [LABEL.standbyIdle]: String(idleSeconds), ...(egressRun && { [LABEL.egressRun]: egressRun }) },
     entrypoint: 'sh',
     args: ['-c', STANDBY_LAUNCHER, 'mcpbox-standby', String(idleSeconds), spec.entrypoint, ...spec.args],

@@ -8,7 +8,8 @@ import { authorize } from './auth.js';
 import type { ServeConfig } from './config.js';
 import { header, INVALID, readJson, reply, short } from './http.js';
 import { type OriginPolicy, originPolicy, rebindingRefusal } from './origin.js';
-import type { ServedTarget, ServeLog } from './prepare.js';
+import type { ServeLog } from './containers.js';
+import type { ServedTarget } from './prepare.js';
 import { type Backend, PrivateBackend, Session, SharedBackend } from './sessions.js';
 
 type Transport = StreamableHTTPServerTransport | SSEServerTransport;
@@ -61,7 +62,7 @@ export class ServeApp {
     clearInterval(this.#idleCheck);
     this.http.close();
     await Promise.all([...this.#sessions.values()].map((s) => s.close()));
-    await Promise.all([...this.#targets.values()].map((t) => t.shared?.channel.close(this.#graceMs)));
+    await Promise.all([...this.#targets.values()].map((t) => Promise.all([t.shared?.channel.close(this.#graceMs), t.standby?.close()])));
     this.http.closeAllConnections();
   }
 
@@ -155,14 +156,16 @@ export class ServeApp {
   #open(target: ServedTarget, kind: 'streamable-http' | 'sse', id: string, token: Buffer, transport: Transport, send: (m: JSONRPCMessage, related?: string | number) => Promise<void>): void {
     const log = this.#log;
     const events = { toolCall: (s: Session, tool: string) => log('tool-call', { server: s.server, session: short(s.id), tool }, `[${s.server} ${short(s.id)}] tools/call ${tool}`) };
-    const session = new Session({ id, server: target.server.name, transport: kind, token, backend: this.#backendFor(target, id), events });
+    const backend = this.#backendFor(target, id);
+    const session = new Session({ id, server: target.server.name, transport: kind, token, backend, events });
     session.downstream = { send };
     const closeIt = () => this.#close(session, 'closed', () => transport.close());
     session.onServerExit = () => void this.#close(session, 'server exited', () => transport.close());
     this.#sessions.set(id, { session, transport, close: closeIt });
     transport.onmessage = (message) => session.fromClient(message);
     transport.onclose = () => void this.#close(session, 'client closed', async () => {});
-    log('session-start', { server: session.server, session: short(id), transport: kind, shared: target.server.shared }, `[${session.server} ${short(id)}] session started (${kind}${target.server.shared ? ', shared' : ''})`);
+    const fields = { server: session.server, session: short(id), transport: kind, shared: target.server.shared, container: backend.container };
+    log('session-start', fields, `[${session.server} ${short(id)}] session started (${kind}${target.server.shared ? ', shared' : ''}) in ${backend.container}`);
   }
 
   #backendFor(target: ServedTarget, session: string): Backend {

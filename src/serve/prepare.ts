@@ -1,47 +1,31 @@
-import { randomBytes } from 'node:crypto';
-import { type Settings, applyPackagePolicies, supplyGates } from '../config/settings.js';
-import { LABEL } from '../engine/containers.js';
-import type { DockerEngine } from '../engine/docker.js';
-import type { HostContext } from '../host.js';
+import { applyPackagePolicies, type Settings, supplyGates } from '../config/settings.js';
 import { refuseBeforeInstall } from '../install/before-install.js';
-import { installRequest, lockKey } from '../install/lock.js';
-import { readLock } from '../install/lock-files.js';
-import type { EgressAccess } from '../egress/access.js';
-import { claimDataVolume, dataVolumeAlongside } from '../lifecycle/data.js';
-import { serverEgress } from '../lifecycle/egress.js';
-import type { Logger } from '../log.js';
+import { installRequest } from '../install/lock.js';
+import { dataVolumeAlongside } from '../lifecycle/data.js';
 import { prepare } from '../install/prepare.js';
-import { launchSpec } from '../install/specs.js';
 import { parseRunnerArgs } from '../runners/table.js';
-import { inspects, sessionRelay } from '../tools/session.js';
-import { engineLaunch } from '../sandbox/argv.js';
-import { DEFAULT_FLAGS, dataOwner, planRun, respec } from '../sandbox/plan.js';
+import { DEFAULT_FLAGS, dataOwner, planRun } from '../sandbox/plan.js';
 import { tokenDigest } from './auth.js';
-import { ContainerChannel } from './channel.js';
+import type { ContainerChannel } from './channel.js';
 import type { ServedServer } from './config.js';
-import { short } from './http.js';
+import { type ServeSite, servedContainers } from './containers.js';
 import type { SharedBackend } from './sessions.js';
+import type { ServeStandby } from './standby.js';
 
 /** One of serve's servers, prepared: its tokens, and how to start a container of it for a session. */
 export interface ServedTarget {
   readonly server: ServedServer;
   readonly tokens: readonly Buffer[];
   readonly container: (session: string) => ContainerChannel;
+  /** Its standby, if it keeps one (src/serve/standby.ts). */
+  readonly standby?: ServeStandby;
   /** The one container of a `shared` server, while it runs. */
   shared?: SharedBackend;
 }
 
-export type ServeLog = (event: string, fields: Record<string, unknown>, text: string) => void;
-
-export interface ServePreparation {
-  readonly engine: DockerEngine;
-  readonly engineEnv: Readonly<Record<string, string>>;
+/** What prepareServed works with: where serve's containers start (src/serve/containers.ts), and the settings. */
+export interface ServePreparation extends ServeSite {
   readonly settings: Settings;
-  readonly ctx: HostContext;
-  readonly lockPath: string;
-  readonly stateDir: string;
-  readonly log: ServeLog;
-  readonly egress: EgressAccess;
 }
 
 /**
@@ -72,34 +56,10 @@ export async function prepareServed(servers: readonly ServedServer[], at: ServeP
       gates: supplyGates(settings),
       alongside: dataVolumeAlongside(engine, plan, at.stateDir, dataOwner(ctx)),
     });
-    // A container per session: a fresh name and labels on the prepared plan, its own egress grant.
-    const container = (session: string) => {
-      const named = respec(plan, {
-        name: `mcpbox-serve-${server.name.toLowerCase().replace(/[^a-z0-9]+/g, '-').slice(0, 40)}-${randomBytes(3).toString('hex')}`,
-        labels: { ...plan.input.labels, [LABEL.startedAt]: new Date().toISOString(), [LABEL.served]: server.name, [LABEL.session]: session },
-      });
-      claimDataVolume(named, at.stateDir);
-      const locks = { lockPath: at.lockPath, stateDir: at.stateDir };
-      const egress = serverEgress({ plan: named, settings, access: at.egress, locked: request && { request, lockPath: at.lockPath }, ...locks, log: serveLogger(log, server.name, session, 'egress') });
-      if (egress.proxied) void at.egress.ensure().catch((error: Error) => log('egress-error', { server: server.name, message: error.message }, `the egress proxy could not start: ${error.message}`));
-      const spec = request && locked ? launchSpec(egress.plan, request, locked.entry, locked.record) : egress.plan.spec;
-      // The pin as it is now: an earlier session may have made it.
-      const entry = request && locked ? (readLock(at.lockPath).servers[lockKey(request)] ?? locked.entry) : undefined;
-      const places = { stateDir: at.stateDir, server: request?.name ?? server.name, lockPath: at.lockPath, session: short(session), ...(request && locked && { lock: { path: at.lockPath, key: lockKey(request) } }) };
-      const relay = inspects(settings) ? sessionRelay(places, entry, settings, serveLogger(log, server.name, session, 'tools')) : undefined;
-      const channel = new ContainerChannel(engine, engineLaunch(spec, engineEnv, (lines) => engine.envFile(lines)), spec.name, relay);
-      channel.onstderr = (line) => log('server-stderr', { server: server.name, session: short(session), line }, `[${server.name} ${short(session)}] ${line}`);
-      const finish = egress.watch();
-      void channel.exited.then(() => finish(true));
-      return channel;
-    };
-    targets.set(server.name, { server, tokens: server.authTokens.map(tokenDigest), container });
+    const containers = servedContainers(server, { plan, settings, request, locked }, at);
+    targets.set(server.name, { server, tokens: server.authTokens.map(tokenDigest), container: containers.forSession, ...(containers.standby && { standby: containers.standby }) });
   }
+  // Once every server is prepared (a failure above starts nothing): each first standby.
+  for (const target of targets.values()) target.standby?.leave();
   return targets;
-}
-
-/** mcpbox's messages about one session's server (egress decisions, tools), as serve's log lines. */
-function serveLogger(log: ServeLog, server: string, session: string, event: 'egress' | 'tools'): Logger {
-  const say = (level: string) => (message: string) => log(event, { server, session: short(session), level, message }, `[${server} ${short(session)}] ${message}`);
-  return { info: say('info'), note: say('note'), warn: say('warn'), error: (message) => say('error')(message) };
 }

@@ -12,6 +12,8 @@ export interface Downstream {
 }
 
 export interface Backend {
+  /** The container the session's messages go to (serve's log names it). */
+  readonly container: string;
   attach(session: Session): void;
   fromClient(session: Session, message: JSONRPCMessage): void;
   detach(session: Session): Promise<void>;
@@ -100,6 +102,10 @@ export class PrivateBackend implements Backend {
     this.#graceMs = graceMs;
   }
 
+  get container(): string {
+    return this.#channel.name;
+  }
+
   attach(session: Session): void {
     this.#channel.onmessage = (message) => session.deliver(message);
     this.#channel.onclose = () => session.serverExited();
@@ -139,6 +145,10 @@ export class SharedBackend implements Backend {
 
   get channel(): ContainerChannel {
     return this.#channel;
+  }
+
+  get container(): string {
+    return this.#channel.name;
   }
 
   attach(session: Session): void {

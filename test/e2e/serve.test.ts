@@ -6,7 +6,7 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { alive, containersOf, ENGINE_CLI, MCPBOX, mcpbox, quietStateDir, testEnv, textOf, waitFor, WORKDIR } from './helpers.js';
+import { alive, containersOf, docker, ENGINE_CLI, labelFormat, MCPBOX, mcpbox, quietStateDir, serverProcesses, testEnv, textOf, waitFor, WORKDIR } from './helpers.js';
 
 const engine = inject('engine');
 const TOKEN = `tok-${'a1b2c3d4'.repeat(4)}`;
@@ -278,6 +278,87 @@ describe.skipIf(!engine)('mcpbox serve: idle sessions, shutdown, refusals', () =
     expect(result.exitCode).toBe(78);
     expect(result.stdout).toBe('');
     expect(result.stderr.trim().split('\n').at(-1)).toMatch(message);
+  });
+});
+
+/** Every container serve owns by its label, its standby included (containersOf leaves standbys out). */
+async function everythingOf(pid: number): Promise<string[]> {
+  const result = await docker(['ps', '-a', '--filter', `label=dev.mcpbox.owner-pid=${pid}`, '--format', '{{.Names}}']);
+  return result.stdout.split('\n').filter(Boolean);
+}
+
+/** serve's standbys still waiting for a session (running, not yet renamed as a session's). */
+async function waitingStandbys(pid: number): Promise<string[]> {
+  const format = ['{{.Names}}', labelFormat('dev.mcpbox.served')].join('\t');
+  const result = await docker(['ps', '--filter', 'label=dev.mcpbox.role=standby', '--filter', `label=dev.mcpbox.owner-pid=${pid}`, '--format', format]);
+  return result.stdout
+    .split('\n')
+    .filter((line) => line && !line.includes('-standby-by-'))
+    .map((line) => line.replace('\t', ' '));
+}
+
+// Standbys are Docker's (as run's: README, Standby).
+describe.skipIf(!engine || ENGINE_CLI === 'podman')("mcpbox serve: a server's next container, started ahead", () => {
+  it('a session gets the standby, confined as any; the next one waits; a shared server keeps none; shutdown leaves nothing', async () => {
+    const served = await startServe({ authTokens: [TOKEN], mcpServers: { everything: { command: 'npx', args: ['-y', EVERYTHING] }, shared: { command: 'npx', args: ['-y', EVERYTHING], shared: true } } });
+    try {
+      const [first] = await waitFor(async () => {
+        const waiting = await waitingStandbys(served.pid);
+        return waiting.length > 0 && waiting;
+      }, 60_000, 'a standby');
+      expect(await waitingStandbys(served.pid)).toEqual([first]);
+      expect(first).toMatch(/^mcpbox-serve-everything-[0-9a-f]{6} everything$/);
+      const standbyName = first!.split(' ')[0]!;
+      const session = await connect(served, 'everything');
+      try {
+        expect(textOf(await session.client.callTool({ name: 'echo', arguments: { message: 'from the standby' } }))).toMatch(/from the standby/);
+        const started = served.events().find((e) => e.event === 'session-start' && e.server === 'everything');
+        const container = started?.container as string;
+        expect(container).toMatch(new RegExp(`^${standbyName}-standby-by-${served.pid}-[0-9a-z]+$`));
+        // Renamed as the session's: serve's own (the sweep, ps and the watchdog go by that).
+        await waitFor(async () => (await containersOf(served.pid)).includes(container), 10_000, 'the claimed standby, renamed');
+        for (const p of await serverProcesses(container)) {
+          expect(p.uid.split(/\s+/)[0]).toBe('65534');
+          expect(p.capEff).toBe('0000000000000000');
+          expect(p.noNewPrivs).toBe('1');
+        }
+        const next = await waitFor(async () => (await waitingStandbys(served.pid)).find((n) => !n.startsWith(standbyName)), 60_000, 'the next standby');
+        expect(next).toMatch(/ everything$/);
+      } finally {
+        await session.close();
+      }
+    } finally {
+      await stopServe(served);
+    }
+    expect(served.child.exitCode).toBe(0);
+    expect(await everythingOf(served.pid)).toEqual([]);
+  });
+
+  it('with standby off, a session starts its own container and none waits', async () => {
+    const config = join(mkdtempSync(join(tmpdir(), 'mcpbox-serve-nostandby-')), 'config.json');
+    writeFileSync(config, JSON.stringify({ standby: false }));
+    const served = await startServe({ authTokens: [TOKEN], mcpServers: { everything: { command: 'npx', args: ['-y', EVERYTHING] } } }, { MCPBOX_CONFIG: config });
+    try {
+      const session = await connect(served, 'everything');
+      try {
+        expect(textOf(await session.client.callTool({ name: 'echo', arguments: { message: 'fresh' } }))).toMatch(/fresh/);
+        const started = served.events().find((e) => e.event === 'session-start');
+        expect(started?.container).toMatch(/^mcpbox-serve-everything-[0-9a-f]{6}$/);
+        expect(await everythingOf(served.pid)).toEqual([started?.container]);
+      } finally {
+        await session.close();
+      }
+    } finally {
+      await stopServe(served);
+    }
+  });
+
+  it('SIGKILL of serve: the watchdog takes its standby too', async () => {
+    const served = await startServe({ authTokens: [TOKEN], mcpServers: { everything: { command: 'npx', args: ['-y', EVERYTHING] } } });
+    await waitFor(async () => (await waitingStandbys(served.pid)).length === 1, 60_000, 'a standby');
+    process.kill(served.pid, 'SIGKILL');
+    await served.child;
+    await waitFor(async () => (await everythingOf(served.pid)).length === 0, 5_000, 'no container, the standby included');
   });
 });
 

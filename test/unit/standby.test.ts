@@ -65,7 +65,7 @@ describe('standby key: what a standby must match', () => {
 
 describe('standby container', () => {
   const base = spec();
-  const standby = standbySpec(base, 'k'.repeat(24), 600, 'run123');
+  const standby = standbySpec(base, standbyName('k'.repeat(24)), 600, 'run123');
 
   it('is the same container under the launcher, labelled as a standby', () => {
     expect(standby.name).toBe(`mcpbox-standby-${'k'.repeat(24)}`);
