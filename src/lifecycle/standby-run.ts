@@ -30,7 +30,9 @@ export const STANDBY_FOR = 'MCPBOX_STANDBY_FOR';
 /**
  * Whether runs of this server use standbys: on unless turned off (setting, package policy,
  * --no-standby), for an MCP client's session (a terminal gets a fresh container), with Docker:
- * Podman 4's attach answers 0 whatever the server's exit status was, which a client must see.
+ * Podman 4's attach answers 0 whatever the server's exit status was, which a client must see, and
+ * writes a stray newline to stdout as the server ends. serve's standbys (src/serve/standby.ts) go by
+ * the same rule.
  */
 export function standbyWanted(settings: Pick<Settings, 'standby'>, engine: Pick<DockerEngine, 'cli'>, session: { client: boolean; tty: boolean }): boolean {
   return settings.standby !== false && engine.cli === 'docker' && session.client && !session.tty;
