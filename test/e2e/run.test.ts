@@ -147,7 +147,7 @@ describe.skipIf(!engine)('mcpbox run uvx: a real Python server from PyPI', () =>
 describe.skipIf(!engine)('images, networks, exit codes', () => {
   it('--dry-run prints the exact command, which runs the server as printed', async () => {
     // Installed here, not by the tests above: a failure there must not fail this one too.
-    const pulled = await mcpbox(['pull', 'npx', '-y', EVERYTHING]);
+    const pulled = await mcpbox(['pull', 'npx', EVERYTHING]);
     expect(pulled.exitCode, pulled.stderr).toBe(0);
     const dry = await mcpbox(['run', '--dry-run', 'npx', '-y', EVERYTHING]);
     expect(dry.exitCode).toBe(0);
