@@ -337,8 +337,16 @@ if (results.serve) {
   lines.push(`| serve, standby | ${fmt(withStandby.tti)} |`, `| serve, standby off | ${fmt(without.tti)} |`);
   lines.push('', `serve's standby: a session's initialize in ${fmt(withStandby.tti / without.tti, 2)}× the time without it`);
 }
-const node = execFileSync('hyperfine', ['--version'], { encoding: 'utf8' }).length > 0;
-if (node) {
+// hyperfine (Debian's package) times the CLI's own start; without it that line is left out.
+const hyperfine = (() => {
+  try {
+    return execFileSync('hyperfine', ['--version'], { encoding: 'utf8' }).length > 0;
+  } catch {
+    process.stderr.write('no hyperfine: the start-up line is left out (apt install hyperfine)\n');
+    return false;
+  }
+})();
+if (hyperfine) {
   const out = join(state, 'startup.json');
   execFileSync('hyperfine', ['-N', '-w', '5', '-r', '40', '--export-json', out, `${process.execPath} -e ''`, `${process.execPath} ${MCPBOX} --version`], { stdio: 'ignore' });
   const [bare, cli] = JSON.parse(readFileSync(out, 'utf8')).results;
