@@ -11,14 +11,25 @@ const EVERYTHING = '@modelcontextprotocol/server-everything';
 /**
  * Standbys (src/lifecycle/standby.ts) against the real engine and server-everything: left when a
  * session ends, attached to by the next launch of the same spec only, never leaked. Podman runs
- * without them (its attach loses the exit status), so this file is Docker's.
+ * without them (README, Standby: what its attach does), so this file is Docker's.
  */
 describe.skipIf(!engine || ENGINE_CLI === 'podman')('standby: the next container of a server, started ahead', () => {
   const state = quietStateDir();
   const env = testEnv({ XDG_STATE_HOME: state, STANDBY_E2E_TOKEN: 'one' });
   const args = ['-e', 'STANDBY_E2E_TOKEN', 'npx', '-y', EVERYTHING];
   const removeAll = removeStandbys;
-  const oneStandby = () => waitFor(async () => (await standbys(true)).length === 1 && (await standbys(true))[0], 60_000, 'a running standby');
+  // On a timeout, what the processes that leave standbys said (their log) is the first thing to read.
+  const standbyLog = () => {
+    try {
+      return readFileSync(join(state, 'mcpbox', 'standby.log'), 'utf8');
+    } catch {
+      return '(no standby.log)';
+    }
+  };
+  const oneStandby = () =>
+    waitFor(async () => (await standbys(true)).length === 1 && (await standbys(true))[0], 60_000, 'a running standby').catch(async (error: Error) => {
+      throw new Error(`${error.message}; standbys: ${JSON.stringify(await standbys())}; standby.log:\n${standbyLog()}`);
+    });
 
   async function session(sessionArgs: string[], sessionEnv = env) {
     const started = Date.now();
@@ -83,6 +94,9 @@ describe.skipIf(!engine || ENGINE_CLI === 'podman')('standby: the next container
     expect(used.container).toMatch(new RegExp(`-standby-by-${used.pid}-[0-9a-z]+$`));
     expect(used.startedBefore).toBe(true);
     expect(used.echoed).toBe('Echo: standby');
+    // The standby this session's end leaves is started by an mcpbox with this HOME (an engine CLI
+    // may keep its own places under HOME): the home goes once that one is up.
+    await oneStandby();
     rmSync(home, { recursive: true, force: true });
   });
 
