@@ -47,7 +47,11 @@ export default async function setup(project: TestProject) {
   const info = await execa(ENGINE_CLI, ['info', '--format', ENGINE_CLI === 'podman' ? '{{.Version.Version}}' : '{{.ServerVersion}}'], { reject: false });
   if (info.exitCode !== 0) {
     const why = String(info.stderr || info.message || 'no docker CLI').split('\n')[0];
-    if (process.env.CI) throw new Error(`e2e: no Docker engine (${why}); CI must provide one: .ci/run starts dockerd`);
+    if (process.env.CI) {
+      // A setup that throws gets no teardown from vitest: it cleans up before it fails.
+      await teardown();
+      throw new Error(`e2e: no Docker engine (${why}); CI must provide one: .ci/run starts dockerd`);
+    }
     const bar = '!'.repeat(78);
     console.warn(`\n${bar}\n!! e2e tests SKIPPED: no Docker engine answers (${why}).\n!! Start Docker and run \`npm test\` again; CI never skips them.\n${bar}\n`);
     project.provide('engine', false);
@@ -57,7 +61,10 @@ export default async function setup(project: TestProject) {
   const { MCPBOX, testEnv, WORKDIR } = await import('./helpers.js');
   for (const runner of ['npx', 'uvx']) {
     const prepared = await execa('node', [MCPBOX, 'run', runner, '--version'], { cwd: WORKDIR, env: testEnv(), reject: false, stdin: 'ignore', stderr: 'inherit' });
-    if (prepared.exitCode !== 0) throw new Error(`e2e: could not prepare the ${runner} image (exit ${prepared.exitCode})`);
+    if (prepared.exitCode !== 0) {
+      await teardown();
+      throw new Error(`e2e: could not prepare the ${runner} image (exit ${prepared.exitCode})`);
+    }
   }
   project.provide('engine', true);
   return teardown;
