@@ -28,15 +28,14 @@ export class ContainerChannel {
   #engineName: Promise<string>;
 
   /**
-   * Starts the container. `relay`: connected at once (a session's own container); without that
-   * argument it waits unconnected (a standby: nothing is read or written until connect()).
+   * Starts the container, unconnected: nothing is read or written until connect() (at once for a
+   * session's own container; when a session claims it, for a standby).
    */
-  constructor(engine: Pick<DockerEngine, 'spawnPiped' | 'remove'>, launch: EngineLaunch, name: string, relay?: Relay | 'later') {
+  constructor(engine: Pick<DockerEngine, 'spawnPiped' | 'remove'>, launch: EngineLaunch, name: string) {
     this.#name = name;
     this.#engineName = Promise.resolve(name);
     this.#engine = engine;
     this.#child = engine.spawnPiped(launch.argv, launch.env, launch.envFile);
-    if (relay !== 'later') this.connect(relay);
     let pending = '';
     this.#child.stderr.setEncoding('utf8');
     this.#child.stderr.on('data', (chunk: string) => {

@@ -67,17 +67,17 @@ export function servedContainers(
     if (egress.proxied) void at.egress.ensure().catch((error: Error) => log('egress-error', { server: server.name, message: error.message }, `the egress proxy could not start: ${error.message}`));
     const spec = request && locked ? launchSpec(egress.plan, request, locked.entry, locked.record) : egress.plan.spec;
     const launched = standby ? standbySpec(spec, spec.name, idleSeconds, undefined) : spec;
-    const channel = new ContainerChannel(engine, engineLaunch(launched, at.engineEnv, (lines) => engine.envFile(lines)), spec.name, 'later');
+    const channel = new ContainerChannel(engine, engineLaunch(launched, at.engineEnv, (lines) => engine.envFile(lines)), spec.name);
     channel.onstderr = (line) => log('server-stderr', { server: server.name, session: holder.session, line }, `[${server.name} ${holder.session}] ${line}`);
     const finish = egress.watch();
     void channel.exited.then(() => finish(true));
     return channel;
   };
   // The session's side: the relay with the pin as it is now (an earlier session may have made it).
-  const connect = ({ channel }: StandbyContainer, session: string): ContainerChannel => {
+  const connect = ({ channel, holder }: StandbyContainer, session: string): ContainerChannel => {
     const entry = request && locked ? (readLock(at.lockPath).servers[lockKey(request)] ?? locked.entry) : undefined;
     const places = { stateDir: at.stateDir, server: request?.name ?? server.name, lockPath: at.lockPath, session: short(session), ...(request && locked && { lock: { path: at.lockPath, key: lockKey(request) } }) };
-    channel.connect(inspects(settings) ? sessionRelay(places, entry, settings, serveLogger(log, server.name, { session: short(session) }, 'tools')) : undefined);
+    channel.connect(inspects(settings) ? sessionRelay(places, entry, settings, serveLogger(log, server.name, holder, 'tools')) : undefined);
     return channel;
   };
   const fresh = (session: string) => {

@@ -59,7 +59,8 @@ async function connect(env: Record<string, string>, settings: { toolChanges?: 'b
   const log = createLogger({ write: (text) => void stderr.push(text) });
   const entry = readLock(lockPath).servers[KEY];
   const relay = sessionRelay({ stateDir: join(dir, 'mcpbox'), server: 'tools-server', lockPath, lock: { path: lockPath, key: KEY } }, entry, settings, log);
-  const channel = new ContainerChannel(engine as never, { argv: [], env: {} } as never, 'fixture', relay);
+  const channel = new ContainerChannel(engine as never, { argv: [], env: {} } as never, 'fixture');
+  channel.connect(relay);
   const client = new Client({ name: 'protection-test', version: '0' });
   await client.connect(new ChannelTransport(channel));
   return { client, close: () => client.close(), channel };
