@@ -33,6 +33,8 @@ export class ServeApp {
   readonly #log: ServeLog;
   readonly #origins: OriginPolicy;
   readonly #sessions = new Map<string, OpenSession>();
+  /** Sessions on their way out (out of the table, their container not yet gone): shutdown waits for them too. */
+  readonly #ending = new Set<Promise<void>>();
   readonly #idleCheck: NodeJS.Timeout;
 
   constructor(init: { targets: ReadonlyMap<string, ServedTarget>; config: ServeConfig; graceMs: number; log: ServeLog; bindHost: string }) {
@@ -61,7 +63,7 @@ export class ServeApp {
   async shutdown(): Promise<void> {
     clearInterval(this.#idleCheck);
     this.http.close();
-    await Promise.all([...this.#sessions.values()].map((s) => s.close()));
+    await Promise.all([...[...this.#sessions.values()].map((s) => s.close()), ...this.#ending]);
     await Promise.all([...this.#targets.values()].map((t) => Promise.all([t.shared?.channel.close(this.#graceMs), t.standby?.close()])));
     this.http.closeAllConnections();
   }
@@ -177,7 +179,9 @@ export class ServeApp {
   async #close(session: Session, reason: string, transportClose: () => Promise<void>): Promise<void> {
     if (session.ended) return;
     this.#sessions.delete(session.id);
-    await session.end();
+    const ended = session.end();
+    this.#ending.add(ended);
+    await ended.finally(() => this.#ending.delete(ended));
     await transportClose().catch(() => {});
     const seconds = Math.round((Date.now() - session.startedAt) / 1000);
     const fields = { server: session.server, session: short(session.id), reason, seconds, toolCalls: session.calls };

@@ -38,6 +38,8 @@ interface Waiting extends StandbyContainer {
 export class ServeStandby {
   readonly #init: ServeStandbyInit;
   #waiting: Waiting | undefined;
+  /** Standbys discarded (too near their idle time) and still going: serve's shutdown waits for them too. */
+  readonly #discarding = new Set<Promise<void>>();
   #closed = false;
 
   constructor(init: ServeStandbyInit) {
@@ -64,7 +66,9 @@ export class ServeStandby {
     this.#waiting = undefined;
     const now = new Date();
     if (!freshEnough(waiting.startedAt, this.#init.idleSeconds, now)) {
-      void waiting.channel.close(this.#init.graceMs);
+      const going = waiting.channel.close(this.#init.graceMs);
+      this.#discarding.add(going);
+      void going.finally(() => this.#discarding.delete(going));
       this.leave();
       return undefined;
     }
@@ -88,7 +92,7 @@ export class ServeStandby {
     this.#closed = true;
     const waiting = this.#waiting;
     this.#waiting = undefined;
-    await waiting?.channel.close(this.#init.graceMs);
+    await Promise.all([waiting?.channel.close(this.#init.graceMs), ...this.#discarding]);
   }
 
   /** Claimable once the engine has it running (before that, a rename would find no container). */

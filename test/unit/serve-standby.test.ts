@@ -10,6 +10,8 @@ class FakeChannel {
   engineName: Promise<string>;
   readonly exited: Promise<number>;
   end!: (code: number) => void;
+  /** When set, close() resolves only once this does (a removal that takes a while). */
+  removal: Promise<void> | undefined;
 
   constructor(name: string) {
     this.name = name;
@@ -20,6 +22,7 @@ class FakeChannel {
   async close(): Promise<void> {
     this.closed = true;
     this.end(0);
+    await this.removal;
   }
 
   renamed(name: string, done: Promise<unknown>): void {
@@ -118,6 +121,23 @@ describe("serve's standby: the next session's container, started ahead", () => {
     expect(standby.claim('s1')).toBeUndefined();
     expect(started[0]!.closed).toBe(true);
     expect(started).toHaveLength(2);
+  });
+
+  it("serve's shutdown waits for a discarded one still on its way out, and the waiting one", async () => {
+    const { standby, started } = setup();
+    standby.leave();
+    await flush();
+    let gone!: () => void;
+    started[0]!.removal = new Promise((resolve) => (gone = resolve));
+    vi.setSystemTime(new Date(Date.now() + 590_000));
+    expect(standby.claim('s1')).toBeUndefined();
+    let stopped = false;
+    const shutdown = standby.close().then(() => (stopped = true));
+    await flush();
+    expect([stopped, started[1]!.closed]).toEqual([false, true]);
+    gone();
+    await shutdown;
+    expect(stopped).toBe(true);
   });
 
   it('one that reached its idle time is replaced; one that ended sooner is not', async () => {
