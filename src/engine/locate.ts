@@ -142,11 +142,31 @@ export interface EngineLocation {
 export function engineLocation(env: Readonly<Record<string, string | undefined>>, cli: EngineName, read: (path: string) => string | undefined = readText, home = homedir()): EngineLocation {
   if (env.MCPBOX_LOCAL_ENGINE === '1') return { remote: false };
   const named = cli === 'podman' ? (env.CONTAINER_HOST ? { host: env.CONTAINER_HOST, via: 'CONTAINER_HOST' } : undefined) : dockerEndpoint(env, read, home);
-  if (!named) return { remote: false };
+  if (!named?.host) return { remote: false };
   return { remote: !/^(unix|npipe):\/\//i.test(named.host), endpoint: named.host, via: named.via };
 }
 
-function dockerEndpoint(env: Readonly<Record<string, string | undefined>>, read: (path: string) => string | undefined, home: string): { host: string; via: string } | undefined {
+/**
+ * The unix socket the docker CLI talks to, for the one call mcpbox makes to the engine's API itself
+ * (the claim of a standby: a CLI start costs more than the call). Only when the CLI's endpoint is
+ * plainly a local socket: the default, DOCKER_HOST=unix://…, or a context that names one. Anything
+ * else (TCP, SSH, Podman's CLI, Windows pipes) has none: the CLI is used.
+ */
+export function dockerSocket(
+  env: Readonly<Record<string, string | undefined>>,
+  cli: EngineName,
+  platform: NodeJS.Platform = process.platform,
+  read: (path: string) => string | undefined = readText,
+  home = homedir(),
+): string | undefined {
+  if (cli !== 'docker' || platform === 'win32') return undefined;
+  const named = dockerEndpoint(env, read, home);
+  if (!named) return '/var/run/docker.sock';
+  const socket = /^unix:\/\/(\/.+)$/i.exec(named.host ?? '');
+  return socket?.[1];
+}
+
+function dockerEndpoint(env: Readonly<Record<string, string | undefined>>, read: (path: string) => string | undefined, home: string): { host: string | undefined; via: string } | undefined {
   if (env.DOCKER_HOST) return { host: env.DOCKER_HOST, via: 'DOCKER_HOST' };
   const config = env.DOCKER_CONFIG ?? join(env.HOME ?? home, '.docker');
   const parse = (text: string | undefined) => {
@@ -161,7 +181,8 @@ function dockerEndpoint(env: Readonly<Record<string, string | undefined>>, read:
   // The CLI keeps a context's endpoint under the sha256 of its name.
   const meta = parse(read(join(config, 'contexts', 'meta', createHash('sha256').update(context).digest('hex'), 'meta.json')));
   const host = (meta?.Endpoints as { docker?: { Host?: string } } | undefined)?.docker?.Host;
-  return host ? { host, via: `docker context ${context}` } : undefined;
+  // A context whose endpoint can't be read: named, not known (not the default socket either).
+  return { host, via: `docker context ${context}` };
 }
 
 function readText(path: string): string | undefined {

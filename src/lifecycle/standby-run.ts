@@ -84,8 +84,7 @@ export interface ClaimedStandby {
 export async function claimStandby(input: StandbyFor & { sessionName: string; pid: number; image: string; install: Pick<InstallRecord, 'volume' | 'volumeId'> }): Promise<ClaimedStandby | undefined> {
   const { engine } = input;
   const name = claimedName(input.sessionName, input.pid, new Date());
-  const renamed = await engine.call(['rename', standbyName(keyOf(input)), name]).catch(() => undefined);
-  if (renamed?.exitCode !== 0) return undefined;
+  if (!(await engine.rename(standbyName(keyOf(input)), name).catch(() => false))) return undefined;
   let run: string | undefined;
   let why = '';
   return {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { engineCliOf, engineLocation, enginePath, locateEngine, wellKnownEnginePaths } from '../../src/engine/locate.js';
+import { dockerSocket, engineCliOf, engineLocation, enginePath, locateEngine, wellKnownEnginePaths } from '../../src/engine/locate.js';
 import { EngineNotFoundError } from '../../src/errors.js';
 
 const only = (...paths: string[]) => (path: string) => paths.includes(path);
@@ -73,5 +73,18 @@ describe('where the engine runs', () => {
     expect(engineLocation({ DOCKER_CONTEXT: 'default' }, 'docker', context, '/h').remote).toBe(false);
     expect(engineLocation({ CONTAINER_HOST: 'ssh://core@localhost:50123/run/podman/podman.sock' }, 'podman', files({}), '/h').remote).toBe(true);
     expect(engineLocation({ DOCKER_HOST: 'tcp://127.0.0.1:2375', MCPBOX_LOCAL_ENGINE: '1' }, 'docker', files({}), '/h').remote).toBe(false);
+  });
+
+  it("the local socket mcpbox may ask the API itself: the CLI's own, only when it is plainly one", () => {
+    expect(dockerSocket({}, 'docker', 'linux', files({}), '/h')).toBe('/var/run/docker.sock');
+    expect(dockerSocket({ DOCKER_HOST: 'unix:///run/user/1000/docker.sock' }, 'docker', 'linux', files({}), '/h')).toBe('/run/user/1000/docker.sock');
+    expect(dockerSocket({ DOCKER_HOST: 'tcp://127.0.0.1:2375' }, 'docker', 'linux', files({}), '/h')).toBeUndefined();
+    const socketContext = files({ '/h/.docker/config.json': '{"currentContext":"colima"}', [meta('colima')]: '{"Endpoints":{"docker":{"Host":"unix:///h/.colima/default/docker.sock"}}}' });
+    expect(dockerSocket({}, 'docker', 'darwin', socketContext, '/h')).toBe('/h/.colima/default/docker.sock');
+    // A context named but unreadable is not the default socket.
+    expect(dockerSocket({ DOCKER_CONTEXT: 'gone' }, 'docker', 'linux', files({}), '/h')).toBeUndefined();
+    expect(engineLocation({ DOCKER_CONTEXT: 'gone' }, 'docker', files({}), '/h')).toEqual({ remote: false });
+    expect(dockerSocket({}, 'podman', 'linux', files({}), '/h')).toBeUndefined();
+    expect(dockerSocket({}, 'docker', 'win32', files({}), '/h')).toBeUndefined();
   });
 });
