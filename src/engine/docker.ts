@@ -1,18 +1,19 @@
 import { type ChildProcessWithoutNullStreams, type ExecFileException, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createConnection } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { EngineNotFoundError, EngineUnreachableError, ImageUnavailableError, McpboxError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { LABEL, type ManagedContainer, parsePs, psFormat } from './containers.js';
 import { engineFailure, missingObjects } from './diagnose.js';
 import { type EnvFile, type EnvLine, openEnvFile } from './env-file.js';
+import { apiAttach, apiInspect, apiStatus } from './api.js';
 import { dockerSocket, engineCliOf, type EngineName } from './locate.js';
 
 /**
  * The one module that spawns the engine. Each method is one docker CLI call, given argv (never a
- * shell string) and an explicit environment (never the host's wholesale). One exception: rename,
- * the claim of a standby, asks a local Docker's API on its socket first (see rename).
+ * shell string) and an explicit environment (never the host's wholesale). The exceptions are the
+ * claim of a standby and the attach to it, on the way to its first byte: they ask a local Docker's
+ * API on its socket (src/engine/api.ts; see rename and attach).
  *
  * The calls on the way to a server's first byte (inspect, run, the watchdog) use node:child_process:
  * loading execa costs more start-up time (tens of ms) than a warm start may add in all. execa is
@@ -95,6 +96,8 @@ export class DockerEngine {
   readonly #runtimeDir: string;
   /** Whether the engine can size-limit volumes; learned on the first volume mcpbox creates. */
   #quota: boolean | undefined;
+  /** The API socket, once it has answered (the claim of a standby): the attach goes there too. */
+  #apiSocket: string | undefined;
 
   constructor(options: EngineOptions) {
     this.bin = options.bin;
@@ -146,7 +149,9 @@ export class DockerEngine {
     const containers = new Map<string, ContainerState>();
     const imageIds = new Map<string, string>();
     if (names.length === 0) return { missing: new Set(), volumeIds, containers, imageIds };
-    const result = await this.#query(['inspect', ...names]);
+    // Once the API socket has answered (a claimed standby's check, on the way to its first byte), it is asked first.
+    const fromApi = this.#apiSocket ? await apiInspect(this.#apiSocket, names) : undefined;
+    const result = fromApi ? { exitCode: fromApi.missing.size === 0 ? 0 : 1, stdout: JSON.stringify(fromApi.objects), stderr: '' } : await this.#query(['inspect', ...names]);
     try {
       type Object = { Id?: string; Name?: string; Image?: string; RepoTags?: string[] | null; Mountpoint?: string; Labels?: Record<string, string> | null; State?: { Running?: boolean; Status?: string }; Config?: { Labels?: Record<string, string> | null } };
       for (const object of JSON.parse(result.stdout || '[]') as Object[]) {
@@ -161,7 +166,7 @@ export class DockerEngine {
       // No JSON: everything is missing, or the engine said why below.
     }
     if (result.exitCode === 0) return { missing: new Set(), volumeIds, containers, imageIds };
-    const missing = missingObjects(result.stderr, names);
+    const missing = fromApi?.missing ?? missingObjects(result.stderr, names);
     if (missing.size === 0) throw unexpected('inspect', result.stderr);
     return { missing, volumeIds, containers, imageIds };
   }
@@ -275,9 +280,23 @@ export class DockerEngine {
   async rename(from: string, to: string): Promise<boolean> {
     const socket = dockerSocket(this.#env, this.cli);
     const status = socket ? await apiStatus(socket, 'POST', `/containers/${encodeURIComponent(from)}/rename?name=${encodeURIComponent(to)}`) : undefined;
-    if (status === 204) return true;
-    if (status === 404 || status === 409) return false;
+    if (status === 204 || status === 404 || status === 409) {
+      this.#apiSocket = socket;
+      return status === 204;
+    }
     return (await this.#query(['rename', from, to])).exitCode === 0;
+  }
+
+  /**
+   * Attaches to a running container (a claimed standby), as `docker attach` does: in-process on the
+   * API socket when it answered the claim (src/engine/api.ts: a CLI start saved), else the CLI.
+   */
+  attach(name: string, options: { env: Readonly<Record<string, string>>; stdout?: 'inherit' | 'pipe'; stderr?: 'inherit' | 'pipe' }): EngineProcess {
+    if (!this.#apiSocket) return this.run(['attach', name], { ...options, stdin: 'pipe', detached: true });
+    return apiAttach(this.#apiSocket, name, {
+      stdout: options.stdout === 'pipe' ? 'pipe' : process.stdout,
+      stderr: options.stderr === 'pipe' ? 'pipe' : process.stderr,
+    });
   }
 
   /**
@@ -552,30 +571,4 @@ function lastLineOf(text: string): string {
 
 function unexpected(command: string, stderr: string): McpboxError {
   return new McpboxError('engine-error', `docker ${command} failed: ${lastLineOf(stderr)}`, 'run `mcpbox doctor`', 1);
-}
-
-/**
- * The status of one call on the engine's API at a unix socket; undefined when it doesn't answer in
- * time. Written on node:net, which a run has loaded already: node:http's client costs 10–15 ms of
- * module loading, a third of what the API call saves over the CLI. One request, no body, the
- * status line is all that is read.
- */
-function apiStatus(socket: string, method: string, path: string, timeoutMs = 2000): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    let head = '';
-    const connection = createConnection(socket, () => connection.write(`${method} ${path} HTTP/1.1\r\nHost: docker\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`));
-    const done = (status?: number) => {
-      resolve(status);
-      connection.destroy();
-    };
-    connection.setTimeout(timeoutMs, () => done());
-    connection.on('data', (chunk: Buffer) => {
-      head += chunk.toString('latin1');
-      const status = /^HTTP\/1\.[01] (\d{3})/.exec(head);
-      if (status) done(Number(status[1]));
-      else if (head.includes('\n') || head.length > 64) done();
-    });
-    connection.on('error', () => done());
-    connection.on('close', () => done());
-  });
 }

@@ -20,7 +20,7 @@ import type { Logger } from '../log.js';
  * mcpbox copies stdin through itself to see its end.
  */
 export interface SuperviseOptions {
-  readonly engine: Pick<DockerEngine, 'run' | 'remove' | 'watchdog' | 'exitCause' | 'inspect' | 'call'> & Partial<Pick<DockerEngine, 'cli'>>;
+  readonly engine: Pick<DockerEngine, 'run' | 'remove' | 'watchdog' | 'exitCause' | 'inspect' | 'call'> & Partial<Pick<DockerEngine, 'cli' | 'attach'>>;
   readonly argv: readonly string[];
   /** The engine CLI's environment for this run (never forwarded values: those are in `envFile`). */
   readonly env: Readonly<Record<string, string>>;
@@ -43,8 +43,9 @@ export interface SuperviseOptions {
    */
   readonly verify?: () => Promise<'ok' | 'retry'>;
   /**
-   * Attaching to a standby (src/lifecycle/standby.ts): its server already reads its input, so the
-   * client's is held until `verify` says 'ok' (on 'retry' none of it was read, and another start gets it).
+   * Attaching to a standby (src/lifecycle/standby.ts; `name` is the claimed container, through
+   * DockerEngine.attach): its server already reads its input, so the client's is held until
+   * `verify` says 'ok' (on 'retry' none of it was read, and another start gets it).
    */
   readonly holdInput?: boolean;
   /** Where the engine's stderr goes when it is held back (default: process.stderr). */
@@ -81,14 +82,11 @@ export async function supervise(options: SuperviseOptions): Promise<number | 're
   const watchEof = options.tty || !options.stopOnEof || relay || held ? undefined : options.watchEof;
   const copyStdin = (!options.tty && options.stopOnEof && !watchEof) || Boolean(relay) || held;
   // The engine first (it is what the client waits for), then the helpers around it.
-  const child = engine.run(options.argv, {
-    env: options.env,
-    stdin: copyStdin ? 'pipe' : 'inherit',
-    ...(relay && { stdout: 'pipe' as const }),
-    stderr: options.verify ? 'pipe' : 'inherit',
-    detached: !options.tty,
-    envFile: options.envFile,
-  });
+  const io = { ...(relay && { stdout: 'pipe' as const }), stderr: options.verify ? ('pipe' as const) : ('inherit' as const) };
+  const child =
+    options.holdInput && engine.attach
+      ? engine.attach(name, { env: options.env, ...io })
+      : engine.run(options.argv, { env: options.env, stdin: copyStdin ? 'pipe' : 'inherit', ...io, detached: !options.tty, envFile: options.envFile });
   const watchdog = engine.watchdog(name);
   const target: StopTarget = { exited: child.exit, signal: passSignal(options, child), remove };
 
