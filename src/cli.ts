@@ -57,6 +57,7 @@ const COMMANDS: readonly CommandEntry[] = [
         .option('--cpus <n>', 'CPU limit (default 2)')
         .option('--pids <n>', 'process/thread limit (default 512)')
         .option('--mount <PATH[:ro|rw]>', 'mount a host path at the same path (read-write unless :ro); repeatable', collect, [])
+        .option('--copy-in', 'with an engine on another machine: copy the paths a run would mount into volumes of its own, read-only, for this session')
         .addOption(new Option('--no-auto-mount', 'mount nothing implicitly: neither paths named in arguments nor the working directory'))
         .addOption(new Option('--no-lock', 'resolve the package on every start through npx/uvx, as typed, instead of installing it once and locking it'))
         .option('--grace <seconds>', 'time a server gets to exit after its input ends or a signal (default 2)')

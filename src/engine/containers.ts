@@ -7,7 +7,7 @@ export const LABEL = {
   runner: 'dev.mcpbox.runner',
   package: 'dev.mcpbox.package',
   version: 'dev.mcpbox.version',
-  /** 'install' for the containers that install packages (and for install volumes), 'data' for data volumes, 'egress' for the proxy, 'standby' for a server waiting for its client; absent for servers. */
+  /** 'install' for the containers that install packages (and for install volumes), 'data' for data volumes, 'egress' for the proxy, 'standby' for a server waiting for its client, 'copy' for a --copy-in volume (and its helper); absent for servers. */
   role: 'dev.mcpbox.role',
   /** The invoking host user a volume belongs to (data volumes: `mcpbox data` lists yours). */
   owner: 'dev.mcpbox.owner',

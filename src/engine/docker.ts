@@ -1,6 +1,7 @@
 import { type ChildProcessWithoutNullStreams, type ExecFileException, execFile, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
+import { posix } from 'node:path';
 import { EngineNotFoundError, EngineUnreachableError, ImageUnavailableError, McpboxError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { LABEL, type ManagedContainer, parsePs, psFormat } from './containers.js';
@@ -370,7 +371,16 @@ export class DockerEngine {
     const limited = limitKb && this.#quota !== false ? await this.#query([...create, '--opt', `size=${limitKb}k`, volume]) : undefined;
     if (limited && limited.exitCode !== 0 && /quota/i.test(limited.stderr)) this.#quota = false;
     if (!limited || limited.exitCode !== 0) await this.#query([...create, volume]);
-    const result = await this.#volumeHelper(volume, image, ['FOWNER'], labels.container, ['chmod', '1777', VOLUME_HELPER_DIR]);
+    const open = () => this.#volumeHelper(volume, image, ['FOWNER'], labels.container, ['chmod', '1777', VOLUME_HELPER_DIR]);
+    let result = await open();
+    if (result.exitCode !== 0 && limited?.exitCode === 0) {
+      // An engine that takes the size option but can't mount what it made (Podman's API service,
+      // driven by the docker CLI): made again without it.
+      this.#quota = false;
+      await this.#query(['volume', 'rm', volume]);
+      await this.#query([...create, volume]);
+      result = await open();
+    }
     if (result.exitCode !== 0) {
       throw new McpboxError(
         'volume-prepare',
@@ -392,6 +402,32 @@ export class DockerEngine {
   async handOverVolume(volume: string, image: string, user: string, containerLabels: Record<string, string>): Promise<void> {
     const result = await this.#volumeHelper(volume, image, ['CHOWN', 'DAC_READ_SEARCH'], containerLabels, ['chown', '-R', '-h', user, VOLUME_HELPER_DIR]);
     if (result.exitCode !== 0) throw new McpboxError('volume-prepare', `could not hand the data volume ${volume} over to uid ${user}: ${lastLineOf(result.stderr)}`, `docker volume inspect ${volume}`, 1);
+  }
+
+  /**
+   * Copies host files and directories (`DIR/.`: its content) into a new volume (--copy-in, an engine on another machine): a helper
+   * container that is created, never started, holds the volume while `docker cp` sends the files
+   * (the CLI reads them here and the engine writes them there; symlinks are copied, not followed).
+   */
+  async copyIntoVolume(volume: string, image: string, files: readonly { from: string; to: string }[], labels: { volume: Record<string, string>; container: Record<string, string> }): Promise<void> {
+    const source = files.map((f) => f.from).join(', ');
+    const labelArgs = (map: Record<string, string>) => Object.entries(map).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
+    const created = await this.#query(['volume', 'create', ...labelArgs(labels.volume), volume]);
+    if (created.exitCode !== 0) throw new McpboxError('copy-in', `could not create the volume ${volume} for ${source}: ${lastLineOf(created.stderr)}`, `${this.cli} volume ls`, 1);
+    const helper = `${volume}-helper`;
+    const create = await this.#query([
+      'create', '--name', helper, '--user', '0:0', '--cap-drop', 'ALL', '--network', 'none', '--read-only', '--pull', 'never',
+      ...labelArgs(labels.container), '--mount', `type=volume,source=${volume},target=${VOLUME_HELPER_DIR}`, '--entrypoint', 'true', image,
+    ]);
+    try {
+      if (create.exitCode !== 0) throw new McpboxError('copy-in', `could not copy ${source} in: ${lastLineOf(create.stderr)}`, `${this.cli} image ls ${image}`, 1);
+      for (const file of files) {
+        const copied = await this.#query(['cp', file.from, `${helper}:${posix.join(VOLUME_HELPER_DIR, file.to)}`], 600_000);
+        if (copied.exitCode !== 0) throw new McpboxError('copy-in', `could not copy ${file.from} in: ${lastLineOf(copied.stderr)}`, 'a smaller directory, or a local engine', 1);
+      }
+    } finally {
+      await this.#query(['rm', '--force', helper]);
+    }
   }
 
   /** KiB each volume holds (du in a throwaway container, no network, read-only). Missing sizes: unknown. */
@@ -424,10 +460,11 @@ export class DockerEngine {
   }
 
   /** A throwaway root container with only `caps`, no network, read-only, the volume at VOLUME_HELPER_DIR. */
-  #volumeHelper(volume: string, image: string, caps: readonly string[], labels: Record<string, string>, command: readonly string[], readonly = false) {
-    return this.#query(
+  async #volumeHelper(volume: string, image: string, caps: readonly string[], labels: Record<string, string>, command: readonly string[], readonly = false) {
+    const name = `mcpbox-volume-helper-${randomUUID().slice(0, 12)}`;
+    const result = await this.#query(
       [
-        'run', '--rm', '--user', '0:0', '--cap-drop', 'ALL', ...caps.flatMap((c) => ['--cap-add', c]), '--security-opt', 'no-new-privileges',
+        'run', '--rm', '--name', name, '--user', '0:0', '--cap-drop', 'ALL', ...caps.flatMap((c) => ['--cap-add', c]), '--security-opt', 'no-new-privileges',
         '--network', 'none', '--read-only', '--pull', 'never',
         ...Object.entries(labels).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
         '--mount', `type=volume,source=${volume},target=${VOLUME_HELPER_DIR}${readonly ? ',ro' : ''}`,
@@ -435,6 +472,9 @@ export class DockerEngine {
       ],
       120_000,
     );
+    // One that never started (a mount the engine refused) is not removed by --rm: nothing is left behind.
+    if (result.exitCode !== 0) await this.#query(['rm', '--force', name]);
+    return result;
   }
 
   /**

@@ -125,7 +125,7 @@ function lockPlaces(locked: { request: InstallRequest; lockPath: string }, optio
 }
 
 /** Builds mcpbox's default image, or pulls a chosen one. */
-async function provideImage(engine: DockerEngine, plan: Pick<RunPlan, 'choice'>, log: Logger): Promise<void> {
+export async function provideImage(engine: DockerEngine, plan: Pick<RunPlan, 'choice'>, log: Logger): Promise<void> {
   const { image } = plan.choice;
   if (plan.choice.build) {
     log.info(`building ${image} from ${plan.choice.build.context} on ${plan.choice.build.base} (first use only)`);

@@ -59,6 +59,7 @@ export function installSpec(plan: RunPlan, volume: string, args: readonly string
     egress,
     tty: false,
     host: { binds: [], args: [], workdir: undefined },
+    copies: undefined,
     identity: {},
     command: {
       entrypoint: 'sh',

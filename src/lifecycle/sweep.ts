@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { type ManagedContainer, type OwnerProbe, ownership } from '../engine/containers.js';
 import type { DockerEngine } from '../engine/docker.js';
 import type { Logger } from '../log.js';
+import { removeStaleCopies } from './copies.js';
 import { staleStandby } from './standby.js';
 
 /**
@@ -34,11 +35,17 @@ export async function removeStale(engine: Pick<DockerEngine, 'listManaged' | 're
   return stale;
 }
 
+/** Containers, then the --copy-in volumes they held (src/lifecycle/copies.ts). */
+export async function sweep(engine: Pick<DockerEngine, 'listManaged' | 'remove' | 'listVolumes' | 'removeVolume'>, probe: OwnerProbe, egressGraceMs = EGRESS_GRACE_MS): Promise<{ containers: ManagedContainer[]; copies: string[] }> {
+  const containers = await removeStale(engine, probe, egressGraceMs);
+  return { containers, copies: await removeStaleCopies(engine, probe) };
+}
+
 /**
  * The sweep every `run` does: after the server has started (so it adds nothing to start-up), at most
  * once a minute per host (a stamp file), never keeping mcpbox alive, never failing the run.
  */
-export function sweepSoon(engine: Pick<DockerEngine, 'listManaged' | 'remove'>, probe: OwnerProbe, log: Logger, stateDir: string) {
+export function sweepSoon(engine: Pick<DockerEngine, 'listManaged' | 'remove' | 'listVolumes' | 'removeVolume'>, probe: OwnerProbe, log: Logger, stateDir: string) {
   // Checked now (one stat), so a run swept recently sets no timer at all.
   const stamp = join(stateDir, 'last-sweep');
   try {
@@ -53,9 +60,10 @@ export function sweepSoon(engine: Pick<DockerEngine, 'listManaged' | 'remove'>, 
     } catch {
       return;
     }
-    removeStale(engine, probe).then(
-      (removed) => {
+    sweep(engine, probe).then(
+      ({ containers: removed, copies }) => {
         if (removed.length > 0) log.note(`removed ${removed.length} container(s) left by mcpbox processes that are gone: ${removed.map((c) => c.name).join(', ')}`);
+        if (copies.length > 0) log.note(`removed ${copies.length} --copy-in volume(s) left by mcpbox processes that are gone: ${copies.join(', ')}`);
       },
       () => {},
     );

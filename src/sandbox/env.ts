@@ -47,6 +47,11 @@ export interface CaSetup {
   readonly env: Readonly<Record<string, string>>;
   /** Variables that named files that don't exist. */
   readonly missing: readonly string[];
+  /**
+   * --copy-in on an engine on another machine: the bundles copied into this volume (one per session,
+   * src/lifecycle/copies.ts), mounted read-only at CA_DIR instead of the files.
+   */
+  readonly volume?: string;
 }
 
 /**

@@ -5,15 +5,15 @@ import { formatProblems, sizeInBytes, validateSettings } from '../config/setting
 import { parseEgress } from '../egress/policy.js';
 import { engineCliOf, engineLocation, type EngineName, locateEngine } from '../engine/locate.js';
 import { UsageError } from '../errors.js';
-import { type HostContext, existingFile, hostOwner, isPipe, realHostFs } from '../host.js';
+import { type HostContext, type HostFs, existingFile, hostOwner, isPipe, realHostFs } from '../host.js';
 import { stateDir } from '../paths.js';
 import { type RunnerInvocation, RUNNERS } from '../runners/table.js';
 import { VERSION } from '../version.js';
 import { CA_VARS, caSetup, type ForwardedVar, proxyVars, resolveForwardedEnv } from './env.js';
 import { chooseImage, type ImageChoice } from './images.js';
 import { knownArgs, knownVariant } from './known-servers.js';
-import { NOBODY, planMounts, sandboxUser } from './mounts.js';
-import { containerLabels, containerName, type ContainerInput, type ContainerSpec, containerSpec, dataVolumeName, DEFAULT_CACHE_LIMIT, resolvePolicy, shortHash } from './spec.js';
+import { type Bind, NOBODY, planMounts, sandboxUser } from './mounts.js';
+import { containerLabels, containerName, type ContainerInput, type ContainerSpec, containerSpec, dataVolumeName, type HostCopy, DEFAULT_CACHE_LIMIT, resolvePolicy, shortHash } from './spec.js';
 
 /**
  * Planning a server's container: everything that needs no engine (image, policy, environment,
@@ -37,6 +37,8 @@ export interface RunFlags {
   yes?: boolean;
   mount: string[];
   autoMount: boolean;
+  /** An engine on another machine: copy what would be mounted into per-session volumes, read-only. */
+  copyIn?: boolean;
   lock: boolean;
   stopOnEof: boolean;
   /** A plan for manifests, not for an engine (`mcpbox export`): where the engine runs doesn't matter. */
@@ -79,9 +81,10 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
   const forwardedNames = new Set(forwarded.vars.map((v) => v.name));
   const proxies = proxyVars(ctx.env);
   const fs = ctx.fs ?? realHostFs;
+  const name = containerName(invocation, randomBytes(3).toString('hex'));
   // An engine on another machine mounts none of this one's files (src/engine/locate.ts, engineLocation).
   const remote = flags.export ? undefined : remoteEngine(ctx.env, settings);
-  const ca = remote ? { mounts: [], env: {}, missing: [] } : caSetup(ctx.env, runner.caEnv, (path) => existingFile(fs, path));
+  const ca = remote && !flags.copyIn ? { mounts: [], env: {}, missing: [] } : caSetup(ctx.env, runner.caEnv, (path) => existingFile(fs, path));
   for (const name of ca.missing) ctx.log.warn(`${name} names ${ctx.env[name]}, which does not exist: not mounted`);
 
   // An MCP client talks over a pipe or socket both ways; a terminal, a script or CI over anything
@@ -89,7 +92,7 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
   // input ending means only that, never "go away".
   const tty = flags.client === undefined && Boolean(ctx.stdin.isTTY && ctx.stdout.isTTY);
   const client = flags.client ?? (!ctx.stdout.isTTY && isPipe(ctx.stdin));
-  const host = planMounts({
+  let host = planMounts({
     args: [...invocation.args, ...knownArgs(names, invocation.args)],
     mountCwd: !client && !remote,
     cwd: ctx.cwd,
@@ -101,15 +104,15 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
   });
   for (const note of host.notes) ctx.log.note(note);
   for (const warning of host.warnings) ctx.log.warn(warning);
-  if (remote && host.binds.length > 0) {
-    throw new UsageError(
-      `the engine is on another machine (${remote}): ${host.binds[0]!.source} is a path of this one, which it can't mount`,
-      "run without it (--no-auto-mount, and no --mount or mounts setting), or with a local engine; MCPBOX_LOCAL_ENGINE=1 if that engine does see this machine's files",
-    );
+  const copies = remote ? remoteCopies(remote, host.binds, Boolean(flags.copyIn), fs, name) : [];
+  if (flags.copyIn && !remote && !flags.export) ctx.log.note('--copy-in: the engine is on this machine, so paths are mounted as usual');
+  if (copies.length > 0) {
+    host = { ...host, binds: [] };
+    ctx.log.note(`the engine is on another machine (${remote}): ${copies.length === 1 ? copies[0]!.source : `${copies.length} paths`} copied in read-only for this session; what the server writes there is refused, not lost`);
   }
   if (remote && !client) ctx.log.note(`the engine is on another machine (${remote}): the working directory is not mounted`);
   const caVars = CA_VARS.filter((name) => ctx.env[name]);
-  if (remote && caVars.length > 0) ctx.log.warn(`the engine is on another machine (${remote}): ${caVars.join(', ')} can't be mounted there, so the sandbox trusts its image's CA certificates only`);
+  if (remote && !flags.copyIn && caVars.length > 0) ctx.log.warn(`the engine is on another machine (${remote}): ${caVars.join(', ')} can't be mounted there, so the sandbox trusts its image's CA certificates only (--copy-in copies them in)`);
   const { user, note: userNote, notePath } = sandboxUser({ platform: ctx.platform, uid: ctx.uid, gid: ctx.gid, binds: host.binds, owner: fs.owner });
   // Said for paths the server was given, and for the working directory to a person at a terminal
   // (root in a devcontainer or WSL): tools that write there would fail with EACCES.
@@ -119,9 +122,10 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
     invocation,
     policy: resolvePolicy(settings),
     image: choice.image,
-    name: containerName(invocation, randomBytes(3).toString('hex')),
+    name,
     labels: containerLabels(invocation, { pid: ctx.pid, host: hostname(), startedAt: new Date(), version: VERSION }),
-    ca,
+    // Copied in, the bundles are a volume of this session's (src/lifecycle/copies.ts).
+    ca: remote && ca.mounts.length > 0 ? { ...ca, volume: `${name}-copy-ca` } : ca,
     forwarded: [...forwarded.vars, ...proxies.filter((v) => !forwardedNames.has(v.name))],
     tty,
     user,
@@ -129,9 +133,29 @@ export function planRun(invocation: RunnerInvocation, settings: Settings, flags:
     data: dataVolumeName(invocation, dataOwner(ctx)),
     cacheLimitKb: Math.floor(sizeInBytes(settings.cacheLimit ?? DEFAULT_CACHE_LIMIT) / 1024),
     host,
+    ...(copies.length > 0 && { copies }),
     ...(user !== NOBODY && ctx.uid !== 0 && ctx.username && { identity: { USER: ctx.username, LOGNAME: ctx.username } }),
   };
   return { spec: containerSpec(input), input, choice, client, proxies };
+}
+
+/**
+ * What an engine on another machine gets of the paths a run would mount: nothing (refused, unless
+ * --copy-in), or a copy of each directory in a volume of this session's (`<container>-copy-<i>`).
+ * A file on its own is refused: a volume is mounted as a directory.
+ */
+export function remoteCopies(remote: string, binds: readonly Bind[], copyIn: boolean, fs: Pick<HostFs, 'kind'>, container: string): HostCopy[] {
+  if (binds.length === 0) return [];
+  const first = binds[0]!.source;
+  if (!copyIn) {
+    throw new UsageError(
+      `the engine is on another machine (${remote}): ${first} is a path of this one, which it can't mount`,
+      "--copy-in copies it in read-only for the session; or run without it (--no-auto-mount, and no --mount or mounts setting), or with a local engine (MCPBOX_LOCAL_ENGINE=1 if that engine does see this machine's files)",
+    );
+  }
+  const file = binds.find((b) => fs.kind(b.source) !== 'dir');
+  if (file) throw new UsageError(`--copy-in: ${file.source} is a file on its own, and a copy is mounted as a directory`, 'name its directory instead, or use a local engine');
+  return binds.map((b, i) => ({ source: b.source, target: b.target, volume: `${container}-copy-${i}` }));
 }
 
 /** `DOCKER_HOST=tcp://…` when the engine the settings choose is on another machine; undefined when it is this one's. */

@@ -3,7 +3,7 @@ import { DEFAULT_LIMITS, type Settings } from '../config/settings.js';
 import { LABEL } from '../engine/containers.js';
 import { envFileFits } from '../engine/env-file.js';
 import { EGRESS_DIR, forwarderPrelude, proxyEnvironment } from '../egress/forwarder.js';
-import type { CaSetup, ForwardedVar } from './env.js';
+import { CA_DIR, type CaSetup, type ForwardedVar } from './env.js';
 import { type MountPlan, NOBODY } from './mounts.js';
 import type { RunnerInvocation } from '../runners/table.js';
 import { CACHE_DIR, RUNNERS } from '../runners/table.js';
@@ -55,6 +55,13 @@ export type Mount =
   | { readonly type: 'bind'; readonly source: string; readonly target: string; readonly readonly: boolean }
   | { readonly type: 'volume'; readonly source: string; readonly target: string; readonly readonly: boolean }
   | { readonly type: 'tmpfs'; readonly target: string; readonly options: string };
+
+/** A host directory copied into a volume of its own and mounted read-only at `target`. */
+export interface HostCopy {
+  readonly source: string;
+  readonly target: string;
+  readonly volume: string;
+}
 
 export interface ContainerEnvVar {
   readonly name: string;
@@ -109,6 +116,11 @@ export interface ContainerInput {
   readonly data?: string | undefined;
   /** Host paths mounted at their own paths, the args as the server gets them, the working directory. */
   readonly host: Pick<MountPlan, 'binds' | 'args' | 'workdir'>;
+  /**
+   * --copy-in on an engine on another machine: host directories copied into this session's own
+   * volumes (src/lifecycle/copies.ts), mounted read-only where the binds would have been.
+   */
+  readonly copies?: readonly HostCopy[];
   /** Fixed variables that describe the invoking user (USER, LOGNAME) when the server runs as them. */
   readonly identity?: Readonly<Record<string, string>>;
   /** Run something else than the runner: an installed server's launcher, or an install. */
@@ -181,7 +193,7 @@ function sandboxMounts(input: ContainerInput, volume: string | undefined): Mount
   const install = input.command?.install;
   // A /tmp of the host's the user mounted by name (--mount /tmp) is /tmp: one mount per path (Podman
   // refuses two; Docker let the tmpfs hide the host's).
-  const hostTmp = input.host.binds.some((b) => b.target === '/tmp');
+  const hostTmp = [...input.host.binds, ...(input.copies ?? [])].some((b) => b.target === '/tmp');
   return [
     // npx and uv run binaries they unpack under /tmp, so it must allow exec.
     ...(hostTmp ? [] : [{ type: 'tmpfs', target: '/tmp', options: `rw,exec,nosuid,nodev,size=${policy.tmpSize},mode=1777` } as const]),
@@ -193,8 +205,11 @@ function sandboxMounts(input: ContainerInput, volume: string | undefined): Mount
       : { type: 'tmpfs', target: CACHE_DIR, options: `rw,nosuid,nodev,size=${policy.tmpSize},mode=1777` },
     ...(install ? [{ type: 'volume', source: install.volume, target: INSTALL_DIR, readonly: install.readonly } as const] : []),
     ...(input.egress ? [{ type: 'volume', source: input.egress.volume, target: EGRESS_DIR, readonly: true } as const] : []),
-    ...input.ca.mounts.map((m): Mount => ({ type: 'bind', source: m.hostPath, target: m.containerPath, readonly: true })),
+    ...(input.ca.volume
+      ? [{ type: 'volume', source: input.ca.volume, target: CA_DIR, readonly: true } as const]
+      : input.ca.mounts.map((m): Mount => ({ type: 'bind', source: m.hostPath, target: m.containerPath, readonly: true }))),
     ...input.host.binds.map((b): Mount => ({ type: 'bind', source: b.source, target: b.target, readonly: b.readonly })),
+    ...(input.copies ?? []).map((c): Mount => ({ type: 'volume', source: c.volume, target: c.target, readonly: true })),
   ];
 }
 

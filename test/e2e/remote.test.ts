@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -36,7 +37,7 @@ describe.runIf(engine && ENGINE_CLI === 'podman')('a remote engine (DOCKER_HOST=
     service?.kill('SIGTERM');
   });
 
-  it('a path argument is refused in one line with a hint, exit 64, nothing on stdout, no container', async () => {
+  it('a path argument is refused (without --copy-in) in one line with a hint, exit 64, nothing on stdout, no container', async () => {
     const result = await mcpbox(['run', 'npx', '-y', '@modelcontextprotocol/server-filesystem', WORKDIR], { env });
     expect(result.exitCode).toBe(64);
     expect(result.stdout).toBe('');
@@ -56,6 +57,34 @@ describe.runIf(engine && ENGINE_CLI === 'podman')('a remote engine (DOCKER_HOST=
       expect(session.stderr()).toMatch(/the engine is on another machine .* so the sandbox trusts its image's CA certificates only/);
     } finally {
       await session.close();
+    }
+  });
+
+  it('--copy-in: a directory named in the arguments, and the CA bundles, are copied in read-only for the session, and removed after', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcpbox-e2e-copy-'));
+    writeFileSync(join(dir, 'note.txt'), 'written on this machine\n');
+    const volumes = async (pid: number) => (await execa('docker', ['volume', 'ls', '-q', '--filter', 'label=dev.mcpbox.role=copy', '--filter', `label=dev.mcpbox.owner-pid=${pid}`], { env })).stdout.split('\n').filter(Boolean);
+    let pid = 0;
+    try {
+      const session = await connect(['--copy-in', 'npx', '-y', '@modelcontextprotocol/server-filesystem', dir], env);
+      pid = session.pid;
+      try {
+        expect(textOf(await session.client.callTool({ name: 'read_text_file', arguments: { path: join(dir, 'note.txt') } }))).toBe('written on this machine\n');
+        const write = await session.client.callTool({ name: 'write_file', arguments: { path: join(dir, 'new.txt'), content: 'x' } });
+        expect(write.isError).toBe(true);
+        expect(textOf(write)).toMatch(/read-only file system|EROFS/i);
+        // The directory, and the CA bundles the install needed to reach the registry through this machine's proxy.
+        expect((await volumes(pid)).map((v) => v.replace(/^.*-copy-/, 'copy-')).sort()).toEqual(['copy-0', 'copy-ca']);
+        expect(session.stderr()).toMatch(/copied in read-only for this session/);
+        expect(session.stderr()).not.toMatch(/trusts its image's CA certificates only/);
+      } finally {
+        await session.close();
+      }
+      await waitFor(async () => (await volumes(pid)).length === 0, 15_000, 'the copy removed once the session ended');
+      expect(readdirSync(dir)).toEqual(['note.txt']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      for (const volume of pid ? await volumes(pid) : []) await execa('docker', ['volume', 'rm', '-f', volume], { env, reject: false });
     }
   });
 });

@@ -11,6 +11,7 @@ import { chooseImage } from '../../src/sandbox/images.js';
 import { knownArgs, knownServerEnv, knownVariant } from '../../src/sandbox/known-servers.js';
 import { DEFAULT_FLAGS, planRun, withFlags } from '../../src/sandbox/plan.js';
 import { dataVolumeName } from '../../src/sandbox/spec.js';
+import { staleCopies } from '../../src/lifecycle/copies.js';
 
 /** What makes popular servers work unchanged: data volumes, known servers, the browser variant, user-independent installs. */
 function ctx(overrides: Partial<HostContext> = {}): HostContext {
@@ -123,5 +124,44 @@ describe('an engine on another machine', () => {
     const spec = plan('npx', ['-y', '@modelcontextprotocol/server-everything'], {}, remote).spec;
     expect(spec.mounts.filter((m) => m.type === 'bind')).toEqual([]);
     expect(spec.env.map((v) => v.name)).not.toContain('NODE_EXTRA_CA_CERTS');
+  });
+
+  it('--copy-in: each directory becomes a read-only volume of this session at the same path; the args are unchanged', () => {
+    const run = plan('npx', ['-y', '@modelcontextprotocol/server-filesystem', '/srv/notes'], { copyIn: true }, remote);
+    expect(run.spec.mounts.filter((m) => m.type === 'bind')).toEqual([]);
+    expect(run.input.copies).toEqual([{ source: '/srv/notes', target: '/srv/notes', volume: `${run.spec.name}-copy-0` }]);
+    expect(run.spec.mounts).toContainEqual({ type: 'volume', source: `${run.spec.name}-copy-0`, target: '/srv/notes', readonly: true });
+    expect(run.spec.args.slice(-1)).toEqual(['/srv/notes']);
+    // Not the host user's files on the engine: the server runs as nobody.
+    expect(run.spec.user).toBe('65534:65534');
+    // A standby of another session never holds these: each session has its own volume names.
+    expect(plan('npx', ['-y', '@modelcontextprotocol/server-filesystem', '/srv/notes'], { copyIn: true }, remote).input.copies![0]!.volume).not.toBe(run.input.copies![0]!.volume);
+  });
+
+  it('--copy-in: the CA bundles are one volume at the CA dir; the install container gets them, never the copied directories', () => {
+    const withCa = ctx({ env: { ...remote.env, NODE_EXTRA_CA_CERTS: '/srv/ca.pem' }, fs: { realpath: (p) => p, kind: (p) => (p === '/srv/ca.pem' ? 'file' : 'dir') } });
+    const run = plan('npx', ['-y', '@modelcontextprotocol/server-filesystem', '/srv/notes'], { copyIn: true }, withCa);
+    expect(run.input.ca.volume).toBe(`${run.spec.name}-copy-ca`);
+    expect(run.spec.mounts).toContainEqual({ type: 'volume', source: `${run.spec.name}-copy-ca`, target: '/mcpbox/ca', readonly: true });
+    expect(envOf(runArgv(run.spec))).toContain(`NODE_EXTRA_CA_CERTS=${run.input.ca.mounts[0]!.containerPath}`);
+    const install = installSpec(run, 'install-volume', ['true'], {}, { volume: 'egress', token: 't' });
+    expect(install.mounts.map((m) => m.target)).not.toContain('/srv/notes');
+    expect(install.mounts).toContainEqual(expect.objectContaining({ source: `${run.spec.name}-copy-ca`, target: '/mcpbox/ca' }));
+  });
+
+  it('--copy-in refuses a file on its own (a volume mounts as a directory), and changes nothing for a local engine', () => {
+    const fileOnly = ctx({ ...remote, fs: { realpath: (p) => p, kind: (p) => (p === '/srv/notes' ? 'dir' : 'file') } });
+    expect(() => plan('npx', ['-y', 'x'], { copyIn: true, mount: ['/srv/notes', '/etc/hosts'] }, fileOnly)).toThrow(/--copy-in: \/etc\/hosts is a file on its own/);
+    const local = plan('npx', ['-y', '@modelcontextprotocol/server-filesystem', '/srv/notes'], { copyIn: true });
+    expect(local.input.copies).toBeUndefined();
+    expect(local.spec.mounts).toContainEqual(expect.objectContaining({ type: 'bind', source: '/srv/notes', target: '/srv/notes' }));
+  });
+});
+
+describe('stale --copy-in volumes', () => {
+  const probe = { host: 'here', isAlive: (pid: number) => pid === 10, startTime: () => new Date('2026-01-01T00:00:00Z') };
+  const volume = (name: string, pid: number, host = 'here') => ({ name, labels: { 'dev.mcpbox.owner-pid': String(pid), 'dev.mcpbox.owner-host': host, 'dev.mcpbox.started-at': '2026-01-02T00:00:00Z' } });
+  it('are the ones whose mcpbox on this host is gone; another host\'s are left alone', () => {
+    expect(staleCopies([volume('live', 10), volume('gone', 11), volume('elsewhere', 11, 'there'), { name: 'unlabelled', labels: {} }], probe)).toEqual(['gone']);
   });
 });
