@@ -16,7 +16,10 @@ import zipfile
 
 PACKAGE = "kubernetes-validate==1.37.0"
 KUBERNETES = "v1.33.0"
-KINDS = ["pod-v1", "persistentvolumeclaim-v1", "configmap-v1", "secret-v1", "networkpolicy-networking-v1", "service-v1", "deployment-apps-v1"]
+KINDS = [
+    "pod-v1", "persistentvolumeclaim-v1", "configmap-v1", "secret-v1", "networkpolicy-networking-v1", "service-v1", "deployment-apps-v1",
+    "serviceaccount-v1", "role-rbac-v1", "rolebinding-rbac-v1",
+]
 
 
 def main(out: str) -> None:

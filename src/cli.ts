@@ -122,7 +122,8 @@ const COMMANDS: readonly CommandEntry[] = [
         .description('a Pod per session with the same confinement, its volume claims, a NetworkPolicy for its egress, env from a Secret by name')
         .argument('[runner]', 'npx or uvx (or --serve)')
         .argument('[args...]', "the runner's own arguments and the package")
-        .option('--serve <file>', 'every server of a serve configuration (servers.json)')
+        .option('--serve <file>', 'every server of a serve configuration (servers.json), with mcpbox serve in front starting a pod per session')
+        .option('--serve-image <image>', "serve's image with --serve (images/serve/Dockerfile; default mcpbox/serve:<version>)")
         .option('--name <name>', 'the name in the cluster (default: mcpbox-<runner>-<package>)')
         .option('--image <image>', 'the image, as the cluster pulls it (default: the local mcpbox/<runner> tag: push it to your registry)')
         .option('-e, --env <NAME>', 'a variable the server gets, from the Secret <name>-env; repeatable', collect, [])
@@ -178,7 +179,8 @@ const COMMANDS: readonly CommandEntry[] = [
         .option('--host <address>', 'address to listen on', '127.0.0.1')
         .option('--port <port>', 'port to listen on', '9090')
         .option('--log-format <format>', 'text or json (one object per line, on stderr)', 'text')
-        .option('--grace <seconds>', 'time a server gets to exit when its session ends (default 2)'),
+        .option('--grace <seconds>', 'time a server gets to exit when its session ends (default 2)')
+        .option('--kubernetes <dir>', "sessions as Kubernetes pods (kubectl), from each server's Pod in DIR/<server>.json (export kubernetes --serve writes them)"),
     run: async (ctx, [flags]) => (await import('./commands/serve.js')).serve(flags as ServeFlags, ctx),
   },
   {

@@ -44,10 +44,11 @@ export function readJsonFile<T>(path: string, empty: T): T {
 
 /**
  * A file that holds secrets must be its owner's alone (POSIX): refused otherwise (exit 78), with the
- * chmod that fixes it. `message` gets the mode as `0644`.
+ * chmod that fixes it. `message` gets the mode as `0644`. `groupMayRead`: a Secret mounted in a pod,
+ * which Kubernetes makes readable by the pod's own group (its fsGroup) and no one else.
  */
-export function requirePrivate(file: string, message: (mode: string) => string): void {
+export function requirePrivate(file: string, message: (mode: string) => string, groupMayRead = false): void {
   if (process.platform === 'win32') return;
   const mode = statSync(file).mode & 0o777;
-  if (mode & 0o077) throw new ConfigError(message(mode.toString(8).padStart(4, '0')), `chmod 600 ${file}`);
+  if (mode & (groupMayRead ? 0o027 : 0o077)) throw new ConfigError(message(mode.toString(8).padStart(4, '0')), `chmod 600 ${file}`);
 }

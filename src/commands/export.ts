@@ -8,11 +8,15 @@ import type { RunnerInvocation } from '../runners/types.js';
 import { kubernetesManifests, secretName } from '../sandbox/kubernetes.js';
 import { DEFAULT_FLAGS, planRun, type RunFlags, withFlags } from '../sandbox/plan.js';
 import { readServeConfig } from '../serve/config.js';
+import { SERVE_CONFIG_SECRET, SERVE_ENV_SECRET, serveFrontManifests } from '../serve/kubernetes-front.js';
+import { VERSION } from '../version.js';
 import type { CommandContext } from './context.js';
 
 export interface ExportFlags extends Pick<RunFlags, 'env' | 'image' | 'memory' | 'cpus' | 'pids' | 'egress'> {
   name?: string;
   serve?: string;
+  /** serve's own image, with --serve (images/serve/Dockerfile). */
+  serveImage?: string;
   cacheSize?: string;
   dataSize?: string;
 }
@@ -29,9 +33,19 @@ export async function exportManifests(target: string, runner: string | undefined
     ? readServeConfig(flags.serve, ctx.env).servers.map((s) => ({ name: s.name, invocation: parseRunnerArgs(s.runner, [...s.args]), env: Object.keys(s.env) }))
     : [{ name: flags.name, invocation: parseRunnerArgs(requireRunner(runner), args), env: [] as string[] }];
   const exported = servers.map((server) => manifestsFor(server.invocation, settings, { ...flags, name: server.name, env: [...flags.env, ...server.env] }, ctx));
-  const documents = exported.flatMap((e) => e.documents);
-  ctx.stdout.write(`${header(exported.map((e) => e.secret))}${documents.map((d) => dump(d, { noRefs: true, lineWidth: -1 })).join('---\n')}`);
+  const documents = flags.serve ? withServeFront(servers, exported, flags.serveImage ?? `mcpbox/serve:${VERSION}`) : exported.flatMap((e) => e.documents);
+  ctx.stdout.write(`${header(exported.map((e) => e.secret), flags.serve !== undefined)}${documents.map((d) => dump(d, { noRefs: true, lineWidth: -1 })).join('---\n')}`);
   return 0;
+}
+
+/**
+ * A serve configuration's manifests: serve as the front (src/serve/kubernetes-front.ts), each
+ * server's Pod in its ConfigMap for serve to start per session rather than on its own, and the
+ * rest (claims, CA, NetworkPolicies) as they are.
+ */
+function withServeFront(servers: readonly { name?: string | undefined }[], exported: readonly { documents: Record<string, unknown>[] }[], image: string): Record<string, unknown>[] {
+  const pods = new Map(exported.map((e, i) => [servers[i]!.name!, e.documents.find((d) => d.kind === 'Pod')!]));
+  return [...exported.flatMap((e) => e.documents.filter((d) => d.kind !== 'Pod')), ...serveFrontManifests({ pods, image })];
 }
 
 function requireRunner(runner: string | undefined): string {
@@ -78,10 +92,19 @@ export function clusterName(text: string): string {
   );
 }
 
-function header(secrets: readonly { name: string; keys: readonly string[] }[]): string {
+function header(secrets: readonly { name: string; keys: readonly string[] }[], serve: boolean): string {
   const lines = [
     '# Written by mcpbox export kubernetes: the same sandbox as mcpbox run, as a Pod per session (attach',
     '# with kubectl attach -i), its volumes and its egress policy.',
+    ...(serve
+      ? [
+          `# mcpbox serve starts those pods, one per session; it reads its servers.json from a Secret:`,
+          `#   kubectl create secret generic ${SERVE_CONFIG_SECRET} --from-file=servers.json`,
+          `# and the values its \${env:NAME} references name from another, if they use any:`,
+          `#   kubectl create secret generic ${SERVE_ENV_SECRET} --from-literal=MCPBOX_TOKEN=…`,
+          '# Put an ingress with TLS in front of the Service mcpbox-serve (port 9090).',
+        ]
+      : []),
     ...secrets.filter((s) => s.keys.length > 0).map((s) => `# Values come from a Secret, never from here: kubectl create secret generic ${s.name} ${s.keys.map((k) => `--from-literal=${k}=…`).join(' ')}`),
   ];
   return `${lines.join('\n')}\n`;

@@ -8,9 +8,11 @@ import { graceMs as settingsGraceMs } from '../lifecycle/start.js';
 import { removeStale } from '../lifecycle/sweep.js';
 import { stateDir } from '../paths.js';
 import { ServeApp } from '../serve/app.js';
-import { readServeConfig } from '../serve/config.js';
+import { readServeConfig, type ServeConfig } from '../serve/config.js';
 import type { ServeLog } from '../serve/containers.js';
+import { podTargets } from '../serve/pods.js';
 import { prepareServed } from '../serve/prepare.js';
+import type { Settings } from '../config/settings.js';
 
 /**
  * `mcpbox serve --config servers.json`: sandboxed MCP servers over Streamable HTTP
@@ -24,6 +26,8 @@ export interface ServeFlags {
   port: string;
   logFormat: string;
   grace?: string;
+  /** Sessions as Kubernetes pods: the directory of each server's Pod (src/serve/pods.ts). */
+  kubernetes?: string;
 }
 
 export async function serve(flags: ServeFlags, ctx: CommandContext): Promise<number> {
@@ -31,7 +35,7 @@ export async function serve(flags: ServeFlags, ctx: CommandContext): Promise<num
   const port = Number(flags.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port ${flags.port}: not a port number`);
   if (!['text', 'json'].includes(flags.logFormat)) throw new UsageError(`--log-format ${flags.logFormat}: text or json`);
-  const config = readServeConfig(flags.config, ctx.env);
+  const config = readServeConfig(flags.config, ctx.env, flags.kubernetes !== undefined);
   const log: ServeLog = (event, fields, text) => {
     if (flags.logFormat === 'json') process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), event, ...fields })}\n`);
     else ctx.log.info(text);
@@ -40,15 +44,10 @@ export async function serve(flags: ServeFlags, ctx: CommandContext): Promise<num
   const settings = await settingsFor(ctx);
   // --grace, else the grace setting, as for run.
   const graceMs = flags.grace !== undefined ? Number(flags.grace) * 1000 : settingsGraceMs(settings);
-  const { engine, env: engineEnv } = await ctx.openEngine(settings);
-  const probe = hostProbe();
-  const stale = await removeStale(engine, probe);
-  if (stale.length > 0) log('swept', { containers: stale.map((c) => c.name) }, `removed ${stale.length} container(s) left by mcpbox processes that are gone`);
-  const watchdog = engine.watchdogOwner(ctx.pid, probe.host);
-
   const state = stateDir(ctx.env);
-  const egress = egressAccessFor(engine, ctx, settings, state, ctx.log);
-  const targets = await prepareServed(config.servers, { engine, engineEnv, settings, ctx, lockPath: findLock(ctx.cwd, state).path, stateDir: state, log, egress, graceMs });
+  const { targets, release } = flags.kubernetes
+    ? await podTargets(config.servers, flags.kubernetes, { settings, ctx, stateDir: state, lockPath: findLock(ctx.cwd, state).path, log })
+    : await engineTargets(config, { settings, ctx, stateDir: state, log, graceMs });
   const app = new ServeApp({ targets, config, graceMs, log, bindHost: flags.host });
   await new Promise<void>((resolve, reject) => {
     app.http.once('error', (error: NodeJS.ErrnoException) => reject(new UsageError(`cannot listen on ${flags.host}:${port}: ${error.message}`, error.code === 'EADDRINUSE' ? 'choose another --port' : undefined)));
@@ -67,7 +66,27 @@ export async function serve(flags: ServeFlags, ctx: CommandContext): Promise<num
   });
   log('shutdown', { signal, sessions: app.sessionCount }, `${signal}: ending ${app.sessionCount} session(s) and their containers`);
   await app.shutdown();
-  watchdog.release();
+  release();
   log('stopped', {}, 'stopped');
   return 0;
+}
+
+interface ServeBase {
+  readonly settings: Settings;
+  readonly ctx: CommandContext;
+  readonly stateDir: string;
+  readonly log: ServeLog;
+}
+
+/** Sessions in containers of the engine: stale ones swept, a watchdog for this process, every server prepared. */
+async function engineTargets(config: ServeConfig, at: ServeBase & { graceMs: number }) {
+  const { ctx, settings, log } = at;
+  const { engine, env: engineEnv } = await ctx.openEngine(settings);
+  const probe = hostProbe();
+  const stale = await removeStale(engine, probe);
+  if (stale.length > 0) log('swept', { containers: stale.map((c) => c.name) }, `removed ${stale.length} container(s) left by mcpbox processes that are gone`);
+  const watchdog = engine.watchdogOwner(ctx.pid, probe.host);
+  const egress = egressAccessFor(engine, ctx, settings, at.stateDir, ctx.log);
+  const targets = await prepareServed(config.servers, { engine, engineEnv, settings, ctx, lockPath: findLock(ctx.cwd, at.stateDir).path, stateDir: at.stateDir, log, egress, graceMs: at.graceMs });
+  return { targets, release: () => watchdog.release() };
 }

@@ -35,7 +35,18 @@ type Manifest = Record<string, unknown>;
 export const CA_DIR = '/mcpbox/ca';
 /** The Secret a server's variables come from. */
 export const secretName = (name: string) => `${name}-env`;
-const NOBODY_ID = 65534;
+export const NOBODY_ID = 65534;
+/** A confined container's securityContext (serve's own in a cluster too: src/serve/kubernetes-front.ts). */
+export const CONTAINER_SECURITY = {
+  runAsNonRoot: true,
+  runAsUser: NOBODY_ID,
+  runAsGroup: NOBODY_ID,
+  readOnlyRootFilesystem: true,
+  allowPrivilegeEscalation: false,
+  privileged: false,
+  capabilities: { drop: ['ALL'] },
+  seccompProfile: { type: 'RuntimeDefault' },
+} as const;
 const labels = (input: KubernetesInput) => ({ 'app.kubernetes.io/name': input.name, 'app.kubernetes.io/managed-by': 'mcpbox', 'mcpbox.dev/runner': input.invocation.runner });
 
 /** Memory as Kubernetes writes it: 2g → 2Gi, 512m → 512Mi. */
@@ -99,16 +110,7 @@ function pod(input: KubernetesInput): Manifest {
           env,
           // Limits as mcpbox run sets them; requests small, so a team's idle servers don't hold a node.
           resources: { limits, requests: { memory: '128Mi', cpu: '50m' } },
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: NOBODY_ID,
-            runAsGroup: NOBODY_ID,
-            readOnlyRootFilesystem: true,
-            allowPrivilegeEscalation: false,
-            privileged: false,
-            capabilities: { drop: ['ALL'] },
-            seccompProfile: { type: 'RuntimeDefault' },
-          },
+          securityContext: CONTAINER_SECURITY,
           volumeMounts: [
             { name: 'tmp', mountPath: '/tmp' },
             { name: 'data', mountPath: HOME_DIR },

@@ -172,14 +172,15 @@ function runnerOf(command: unknown): Runner | undefined {
 }
 
 /** Reads and checks servers.json. It names tokens and the servers' secrets: it must be the owner's alone. */
-export function readServeConfig(file: string, env: HostEnv): ServeConfig {
+/** `inPod`: serve --kubernetes, whose file is a Secret its pod's group may read. */
+export function readServeConfig(file: string, env: HostEnv, inPod = false): ServeConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
     throw new ConfigError(`cannot read ${file}: ${(error as Error).message}`);
   }
-  requirePrivate(file, (mode) => `${file} is readable by others (mode ${mode}); it holds auth tokens`);
+  requirePrivate(file, (mode) => `${file} is readable by others (mode ${mode}); it holds auth tokens`, inPod);
   let raw: unknown;
   try {
     raw = JSON.parse(text);

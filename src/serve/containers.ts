@@ -110,7 +110,7 @@ export function servedContainers(
 }
 
 /** mcpbox's messages about one session's server (egress decisions, tools), as serve's log lines. */
-function serveLogger(log: ServeLog, server: string, holder: { readonly session: string }, event: 'egress' | 'tools'): Logger {
+export function serveLogger(log: ServeLog, server: string, holder: { readonly session: string }, event: 'egress' | 'tools'): Logger {
   const say = (level: string) => (message: string) => log(event, { server, session: holder.session, level, message }, `[${server} ${holder.session}] ${message}`);
   return { info: say('info'), note: say('note'), warn: say('warn'), error: (message) => say('error')(message) };
 }
