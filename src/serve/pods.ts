@@ -26,9 +26,12 @@ import type { ServedTarget } from './prepare.js';
  */
 export type PodManifest = { metadata: { name: string; labels?: Record<string, string> }; spec: { containers: { image: string }[] } } & Record<string, unknown>;
 
-/** What marks serve's own pods: a restarted serve removes those of its earlier life (their sessions went with it). */
+/** The session a pod serves (serve's log names it too). */
 export const SESSION_POD_LABEL = 'mcpbox.dev/serve-session';
+/** The serve that started a pod: a restarted serve removes those of its earlier life (their sessions went with it). */
 export const SERVED_BY_LABEL = 'mcpbox.dev/served-by';
+/** A label value, as Kubernetes takes it. */
+const LABEL_VALUE = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 
 /** Each served server's Pod, read from DIR/<server>.json (the ConfigMap export writes, mounted). */
 export function readPodTemplates(dir: string, servers: readonly ServedServer[]): Map<string, PodManifest> {
@@ -42,7 +45,7 @@ export function readPodTemplates(dir: string, servers: readonly ServedServer[]):
     } catch (error) {
       throw new ConfigError(`${file}: not JSON (${(error as Error).message})`, 'write it again with mcpbox export kubernetes --serve');
     }
-    if (!isPod(pod)) throw new ConfigError(`${file}: not a Pod with one container and an image`, 'write it again with mcpbox export kubernetes --serve');
+    if (!isPod(pod)) throw new ConfigError(`${file}: not a Pod with a container and its image`, 'write it again with mcpbox export kubernetes --serve');
     templates.set(server.name, pod);
   }
   return templates;
@@ -72,8 +75,11 @@ export function kubectlRunArgv(pod: PodManifest): string[] {
   ];
 }
 
-/** What kubectl is given of serve's environment: how it finds the cluster, nothing else. */
-const KUBECTL_ENV = /^(PATH|HOME|USER|TMPDIR|KUBECONFIG|KUBERNETES_SERVICE_HOST|KUBERNETES_SERVICE_PORT|XDG_[A-Z_]+|CONTAINERS_[A-Z_]+)$/;
+/**
+ * What kubectl is given of serve's environment: how it finds the cluster (a kubeconfig, or in a pod
+ * the service's address), and where its credential plugins keep their config (HOME, XDG_*); nothing else.
+ */
+const KUBECTL_ENV = /^(PATH|HOME|USER|TMPDIR|KUBECONFIG|KUBERNETES_SERVICE_HOST|KUBERNETES_SERVICE_PORT|XDG_[A-Z_]+)$/;
 
 export function kubectlEnv(env: HostEnv): Record<string, string> {
   return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => KUBECTL_ENV.test(entry[0]) && entry[1] !== undefined));
@@ -100,7 +106,10 @@ export class KubectlPods {
   /** Pods an earlier serve of this name left (a crash, a restart of its pod): their sessions are gone. */
   async removeLeftovers(servedBy: string): Promise<string[]> {
     const listed = await execa(this.bin, ['get', 'pods', '--selector', `${SERVED_BY_LABEL}=${servedBy}`, '--output', 'name'], { env: this.env, extendEnv: false, reject: false });
-    if (listed.exitCode !== 0) throw new ConfigError(`kubectl get pods failed: ${listed.stderr.trim().split('\n').pop() ?? ''}`, 'serve --kubernetes needs kubectl and a cluster it reaches (in a pod: the ServiceAccount export writes)');
+    if (listed.exitCode !== 0) {
+      const why = listed.stderr.trim().split('\n').pop() || listed.shortMessage || 'no answer';
+      throw new ConfigError(`${this.bin} get pods failed: ${why}`, 'serve --kubernetes needs kubectl (or MCPBOX_KUBECTL) and a cluster it reaches (in a pod: the ServiceAccount export writes)');
+    }
     const names = listed.stdout.split('\n').map((line) => line.trim().replace(/^pods?\//, '')).filter(Boolean);
     await this.remove(names);
     return names;
@@ -133,6 +142,7 @@ export async function podTargets(servers: readonly ServedServer[], dir: string, 
   const templates = readPodTemplates(dir, servers);
   const kubectl = new KubectlPods(ctx.env.MCPBOX_KUBECTL ?? 'kubectl', kubectlEnv(ctx.env));
   const servedBy = ctx.env.MCPBOX_SERVE_INSTANCE ?? 'mcpbox-serve';
+  if (!LABEL_VALUE.test(servedBy)) throw new ConfigError(`MCPBOX_SERVE_INSTANCE=${servedBy}: not a Kubernetes label value`, 'letters, digits, "-", "_" and "." (at most 63), starting and ending with a letter or digit');
   const gone = await kubectl.removeLeftovers(servedBy);
   if (gone.length > 0) log('swept', { pods: gone }, `removed ${gone.length} pod(s) an earlier serve left`);
   const targets = new Map<string, ServedTarget>();

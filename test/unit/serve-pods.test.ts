@@ -8,7 +8,7 @@ import { kubernetesManifests } from '../../src/sandbox/kubernetes.js';
 import { DEFAULT_POLICY } from '../../src/sandbox/spec.js';
 import type { ServedServer } from '../../src/serve/config.js';
 import { SERVE_CONFIG_SECRET, serveFrontManifests } from '../../src/serve/kubernetes-front.js';
-import { kubectlEnv, kubectlRunArgv, type PodManifest, readPodTemplates, SERVED_BY_LABEL, SESSION_POD_LABEL, sessionPod } from '../../src/serve/pods.js';
+import { KubectlPods, kubectlEnv, kubectlRunArgv, type PodManifest, type PodSite, podTargets, readPodTemplates, SERVED_BY_LABEL, SESSION_POD_LABEL, sessionPod } from '../../src/serve/pods.js';
 
 /** serve's sessions as pods (serve --kubernetes) and serve as a cluster's front (export --serve). */
 const template = kubernetesManifests({
@@ -67,6 +67,19 @@ describe('serve --kubernetes: a pod per session', () => {
     expect(() => readPodTemplates(dir, [served('time')])).toThrow(/time\.json: not a Pod/);
     writeFileSync(join(dir, 'time.json'), '{');
     expect(() => readPodTemplates(dir, [served('time')])).toThrow(/time\.json: not JSON/);
+  });
+
+  it('no kubectl, or no cluster, is one line naming what failed, before serve listens', async () => {
+    await expect(new KubectlPods('/nonexistent/kubectl', {}).removeLeftovers('mcpbox-serve')).rejects.toThrow(/^\/nonexistent\/kubectl get pods failed: .*ENOENT/);
+    const script = join(tempDir(), 'kubectl');
+    writeFileSync(script, '#!/bin/sh\necho "The connection to the server localhost:8080 was refused" >&2\nexit 1\n');
+    chmodSync(script, 0o755);
+    await expect(new KubectlPods(script, {}).removeLeftovers('mcpbox-serve')).rejects.toThrow('get pods failed: The connection to the server localhost:8080 was refused');
+  });
+
+  it('a serve name that is no label value is refused before kubectl is asked anything', async () => {
+    const at = { settings: {}, ctx: { env: { MCPBOX_SERVE_INSTANCE: 'team serve!', MCPBOX_KUBECTL: '/nonexistent/kubectl' } }, stateDir: tempDir(), lockPath: '', log: () => {} } as unknown as PodSite;
+    await expect(podTargets([], tempDir(), at)).rejects.toThrow('MCPBOX_SERVE_INSTANCE=team serve!: not a Kubernetes label value');
   });
 
   it("serve's file may be readable by its pod's group (a Secret under fsGroup), never by others, and only when serve runs in a pod", () => {
