@@ -16,7 +16,6 @@ import { launchSpec } from '../install/specs.js';
 import { hostProbe } from '../lifecycle/processes.js';
 import { leaveStandbyFor, type StartInput, startServer } from '../lifecycle/start.js';
 import { copiesIn, makeCopies } from '../lifecycle/copies.js';
-import type { DockerEngine } from '../engine/docker.js';
 import { LEAVE_STANDBY, respawnToLeaveStandby, standbyWanted } from '../lifecycle/standby-run.js';
 import { sweepSoon } from '../lifecycle/sweep.js';
 import { stateDir } from '../paths.js';
@@ -63,8 +62,8 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
   const leaving = ctx.env[LEAVE_STANDBY] === '1';
   if (locked && !leaving) await confirmInstall(invocation, locked, ctx);
   const { engine, env: engineEnv } = await ctx.openEngine(settings);
-  if (copiesIn(plan.input)) return runWithCopies(engine, { engineEnv, ctx, plan, settings, locked, lockPath: findLock(ctx.cwd, state).path, stateDir: state, stopOnEof: flags.stopOnEof && plan.client });
   const input = { engine, engineEnv, ctx, plan, settings, locked, lockPath: findLock(ctx.cwd, state).path, stateDir: state, stopOnEof: flags.stopOnEof && plan.client };
+  if (copiesIn(plan.input)) return runWithCopies(input);
   if (leaving) return leaveStandbyFor(input);
   sweepSoon(engine, hostProbe(), ctx.log, state);
   const code = await startServer(input);
@@ -77,11 +76,12 @@ export async function run(runnerName: string, args: string[], flags: RunFlags, c
  * --copy-in: the copies are made before the server starts and removed after it ends. No standby
  * either way: one left for the next run would hold this session's copies, or none.
  */
-async function runWithCopies(engine: DockerEngine, rest: Omit<StartInput, 'engine'>): Promise<number> {
-  const removeCopies = await makeCopies(engine, rest.plan, rest.ctx.log);
+async function runWithCopies(input: StartInput): Promise<number> {
+  const { engine } = input;
+  const removeCopies = await makeCopies(engine, input.plan, input.ctx.log);
   try {
-    sweepSoon(engine, hostProbe(), rest.ctx.log, rest.stateDir);
-    return await startServer({ ...rest, engine, settings: { ...rest.settings, standby: false } });
+    sweepSoon(engine, hostProbe(), input.ctx.log, input.stateDir);
+    return await startServer({ ...input, settings: { ...input.settings, standby: false } });
   } finally {
     await removeCopies();
   }
