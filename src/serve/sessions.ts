@@ -44,6 +44,8 @@ export class Session {
   readonly #events: SessionEvents;
   /** progress tokens → the request they belong to, so progress reaches that request's stream. */
   readonly #progress = new Map<string | number, RequestId>();
+  /** The client's requests not answered yet: a server that ends answers them with an error, not silence. */
+  readonly #unanswered = new Set<RequestId>();
 
   constructor(init: { id: string; server: string; transport: 'streamable-http' | 'sse'; token: Buffer; backend: Backend; events: SessionEvents }) {
     this.id = init.id;
@@ -66,23 +68,30 @@ export class Session {
     }
     const progress = (m.params?._meta as { progressToken?: string | number } | undefined)?.progressToken;
     if (progress !== undefined && m.id !== undefined) this.#progress.set(progress, m.id);
+    if (m.method !== undefined && m.id !== undefined) this.#unanswered.add(m.id);
     this.#backend.fromClient(this, message);
   }
 
   /** A message for the HTTP client. */
-  deliver(message: JSONRPCMessage): void {
-    if (this.ended || !this.downstream) return;
+  deliver(message: JSONRPCMessage): Promise<void> {
+    if (this.ended || !this.downstream) return Promise.resolve();
     const m = message as Message;
     const token = (m.params as { progressToken?: string | number } | undefined)?.progressToken;
     const related = m.method === 'notifications/progress' && token !== undefined ? this.#progress.get(token) : undefined;
     if (m.id !== undefined && (m.result !== undefined || m.error !== undefined)) {
+      this.#unanswered.delete(m.id);
       for (const [key, id] of this.#progress) if (id === m.id) this.#progress.delete(key);
     }
-    this.downstream.send(message, related).catch(() => {});
+    return this.downstream.send(message, related).catch(() => {});
   }
 
+  /** The server ended by itself: what it left unanswered gets an error (the client learns now, not at its timeout), then the session ends. */
   serverExited(): void {
-    if (!this.ended) this.onServerExit?.();
+    if (this.ended) return;
+    const error = { code: -32000, message: `${this.server} ended before it answered (serve's log has its last words)` };
+    const answers = [...this.#unanswered].map((id) => this.deliver({ jsonrpc: '2.0', id, error } as JSONRPCMessage));
+    if (answers.length === 0) this.onServerExit?.();
+    else void Promise.all(answers).finally(() => this.onServerExit?.());
   }
 
   async end(): Promise<void> {

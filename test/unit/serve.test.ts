@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { authorize, bearerToken, tokenDigest } from '../../src/serve/auth.js';
 import type { ContainerChannel } from '../../src/serve/channel.js';
-import { Session, SharedBackend } from '../../src/serve/sessions.js';
+import { PrivateBackend, Session, SharedBackend } from '../../src/serve/sessions.js';
 import { parseServeConfig, SERVE_DEFAULTS } from '../../src/serve/config.js';
 
 const TOKEN = 'x'.repeat(32);
@@ -76,7 +76,7 @@ function fakeChannel() {
   return channel;
 }
 
-function session(id: string, backend: SharedBackend, received: Record<string, unknown>[], calls: string[] = []) {
+function session(id: string, backend: SharedBackend | PrivateBackend, received: Record<string, unknown>[], calls: string[] = []) {
   const s = new Session({ id, server: 'srv', transport: 'streamable-http', token: tokenDigest(TOKEN), backend, events: { toolCall: (_s, tool) => calls.push(tool) } });
   s.downstream = { send: async (m, related) => void received.push({ ...(m as unknown as Record<string, unknown>), ...(related !== undefined && { related }) }) };
   return s;
@@ -177,5 +177,24 @@ describe('DNS-rebinding protection', () => {
   ] as const)('bound to %s with %j: Host %s, Origin %s → allowed %s', async (bind, configured, host, origin, allowed) => {
     const { originPolicy, rebindingRefusal } = await import('../../src/serve/origin.js');
     expect(rebindingRefusal(originPolicy(bind, configured), host, origin) === undefined).toBe(allowed);
+  });
+});
+
+describe('a server that ends by itself', () => {
+  it("answers the client's open requests with an error before the session ends, not at the client's timeout", async () => {
+    const channel = fakeChannel();
+    const backend = new PrivateBackend(channel as unknown as ContainerChannel, 0);
+    const received: Record<string, unknown>[] = [];
+    const s = session('p1', backend, received);
+    const order: string[] = [];
+    s.onServerExit = () => order.push(`exit after ${received.length}`);
+    s.fromClient({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} } as JSONRPCMessage);
+    s.fromClient({ jsonrpc: '2.0', id: 2, method: 'tools/list' } as JSONRPCMessage);
+    s.fromClient({ jsonrpc: '2.0', method: 'notifications/initialized' } as JSONRPCMessage);
+    channel.onmessage!({ jsonrpc: '2.0', id: 1, result: {} } as JSONRPCMessage);
+    channel.onclose!();
+    await tick();
+    expect(received).toEqual([{ jsonrpc: '2.0', id: 1, result: {} }, { jsonrpc: '2.0', id: 2, error: { code: -32000, message: "srv ended before it answered (serve's log has its last words)" } }]);
+    expect(order).toEqual(['exit after 2']);
   });
 });
