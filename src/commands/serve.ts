@@ -10,9 +10,8 @@ import { stateDir } from '../paths.js';
 import { ServeApp } from '../serve/app.js';
 import { readServeConfig, type ServeConfig } from '../serve/config.js';
 import type { ServeLog } from '../serve/containers.js';
-import { podTargets } from '../serve/pods.js';
+import { type SessionSite, podTargets } from '../serve/pods.js';
 import { prepareServed } from '../serve/prepare.js';
-import type { Settings } from '../config/settings.js';
 
 /**
  * `mcpbox serve --config servers.json`: sandboxed MCP servers over Streamable HTTP
@@ -45,9 +44,8 @@ export async function serve(flags: ServeFlags, ctx: CommandContext): Promise<num
   // --grace, else the grace setting, as for run.
   const graceMs = flags.grace !== undefined ? Number(flags.grace) * 1000 : settingsGraceMs(settings);
   const state = stateDir(ctx.env);
-  const { targets, release } = flags.kubernetes
-    ? await podTargets(config.servers, flags.kubernetes, { settings, ctx, stateDir: state, lockPath: findLock(ctx.cwd, state).path, log })
-    : await engineTargets(config, { settings, ctx, stateDir: state, log, graceMs });
+  const site = { settings, ctx, stateDir: state, lockPath: findLock(ctx.cwd, state).path, log };
+  const { targets, release } = flags.kubernetes ? await podTargets(config.servers, flags.kubernetes, site) : await engineTargets(config, { ...site, graceMs });
   const app = new ServeApp({ targets, config, graceMs, log, bindHost: flags.host });
   await new Promise<void>((resolve, reject) => {
     app.http.once('error', (error: NodeJS.ErrnoException) => reject(new UsageError(`cannot listen on ${flags.host}:${port}: ${error.message}`, error.code === 'EADDRINUSE' ? 'choose another --port' : undefined)));
@@ -71,15 +69,8 @@ export async function serve(flags: ServeFlags, ctx: CommandContext): Promise<num
   return 0;
 }
 
-interface ServeBase {
-  readonly settings: Settings;
-  readonly ctx: CommandContext;
-  readonly stateDir: string;
-  readonly log: ServeLog;
-}
-
 /** Sessions in containers of the engine: stale ones swept, a watchdog for this process, every server prepared. */
-async function engineTargets(config: ServeConfig, at: ServeBase & { graceMs: number }) {
+async function engineTargets(config: ServeConfig, at: SessionSite & { ctx: CommandContext; graceMs: number }) {
   const { ctx, settings, log } = at;
   const { engine, env: engineEnv } = await ctx.openEngine(settings);
   const probe = hostProbe();
@@ -87,6 +78,6 @@ async function engineTargets(config: ServeConfig, at: ServeBase & { graceMs: num
   if (stale.length > 0) log('swept', { containers: stale.map((c) => c.name) }, `removed ${stale.length} container(s) left by mcpbox processes that are gone`);
   const watchdog = engine.watchdogOwner(ctx.pid, probe.host);
   const egress = egressAccessFor(engine, ctx, settings, at.stateDir, ctx.log);
-  const targets = await prepareServed(config.servers, { engine, engineEnv, settings, ctx, lockPath: findLock(ctx.cwd, at.stateDir).path, stateDir: at.stateDir, log, egress, graceMs: at.graceMs });
+  const targets = await prepareServed(config.servers, { engine, engineEnv, settings, ctx, lockPath: at.lockPath, stateDir: at.stateDir, log, egress, graceMs: at.graceMs });
   return { targets, release: () => watchdog.release() };
 }

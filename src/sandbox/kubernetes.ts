@@ -47,6 +47,8 @@ export const CONTAINER_SECURITY = {
   capabilities: { drop: ['ALL'] },
   seccompProfile: { type: 'RuntimeDefault' },
 } as const;
+/** The pod's own: nobody, its volumes given to nobody's group, the runtime's seccomp profile. */
+export const POD_SECURITY = { runAsNonRoot: true, runAsUser: NOBODY_ID, runAsGroup: NOBODY_ID, fsGroup: NOBODY_ID, seccompProfile: { type: 'RuntimeDefault' } } as const;
 const labels = (input: KubernetesInput) => ({ 'app.kubernetes.io/name': input.name, 'app.kubernetes.io/managed-by': 'mcpbox', 'mcpbox.dev/runner': input.invocation.runner });
 
 /** Memory as Kubernetes writes it: 2g → 2Gi, 512m → 512Mi. */
@@ -95,7 +97,7 @@ function pod(input: KubernetesInput): Manifest {
       restartPolicy: 'Never',
       automountServiceAccountToken: false,
       enableServiceLinks: false,
-      securityContext: { runAsNonRoot: true, runAsUser: NOBODY_ID, runAsGroup: NOBODY_ID, fsGroup: NOBODY_ID, seccompProfile: { type: 'RuntimeDefault' } },
+      securityContext: POD_SECURITY,
       containers: [
         {
           name: 'server',

@@ -171,8 +171,10 @@ function runnerOf(command: unknown): Runner | undefined {
   return isRunner(base) ? base : undefined;
 }
 
-/** Reads and checks servers.json. It names tokens and the servers' secrets: it must be the owner's alone. */
-/** `inPod`: serve --kubernetes, whose file is a Secret its pod's group may read. */
+/**
+ * Reads and checks servers.json. It names tokens and the servers' secrets: it must be the owner's
+ * alone (`inPod`, serve --kubernetes: a Secret its pod's group may read too).
+ */
 export function readServeConfig(file: string, env: HostEnv, inPod = false): ServeConfig {
   let text: string;
   try {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { type Settings, standbyIdleSeconds } from '../config/settings.js';
 import { LABEL } from '../engine/containers.js';
-import { type InstallRequest, lockKey } from '../install/lock.js';
+import { type InstallRequest, type LockEntry, lockKey } from '../install/lock.js';
 import { readLock } from '../install/lock-files.js';
 import type { LockedServer } from '../install/installs.js';
 import { launchSpec } from '../install/specs.js';
@@ -15,7 +15,8 @@ import type { HostContext } from '../host.js';
 import type { Logger } from '../log.js';
 import { engineLaunch } from '../sandbox/argv.js';
 import { respec, type RunPlan } from '../sandbox/plan.js';
-import { inspects, sessionRelay } from '../tools/session.js';
+import type { Relay } from '../tools/relay.js';
+import { inspects, sessionRelay, type SessionPlaces } from '../tools/session.js';
 import { ContainerChannel } from './channel.js';
 import type { ServedServer } from './config.js';
 import { short } from './http.js';
@@ -68,7 +69,7 @@ export function servedContainers(
     const spec = request && locked ? launchSpec(egress.plan, request, locked.entry, locked.record) : egress.plan.spec;
     const launched = standby ? standbySpec(spec, spec.name, idleSeconds, undefined) : spec;
     const channel = new ContainerChannel(engine, engineLaunch(launched, at.engineEnv, (lines) => engine.envFile(lines)), spec.name);
-    channel.onstderr = (line) => log('server-stderr', { server: server.name, session: holder.session, line }, `[${server.name} ${holder.session}] ${line}`);
+    channel.onstderr = stderrLines(log, server.name, holder);
     const finish = egress.watch();
     void channel.exited.then(() => finish(true));
     return channel;
@@ -77,7 +78,7 @@ export function servedContainers(
   const connect = ({ channel, holder }: StandbyContainer, session: string): ContainerChannel => {
     const entry = request && locked ? (readLock(at.lockPath).servers[lockKey(request)] ?? locked.entry) : undefined;
     const places = { stateDir: at.stateDir, server: request?.name ?? server.name, lockPath: at.lockPath, session: short(session), ...(request && locked && { lock: { path: at.lockPath, key: lockKey(request) } }) };
-    channel.connect(inspects(settings) ? sessionRelay(places, entry, settings, serveLogger(log, server.name, holder, 'tools')) : undefined);
+    channel.connect(relayFor(settings, places, entry, serveLogger(log, server.name, holder, 'tools')));
     return channel;
   };
   const fresh = (session: string) => {
@@ -107,6 +108,16 @@ export function servedContainers(
       return channel;
     },
   };
+}
+
+/** A session's server's stderr, as serve's log lines (its holder's session: a standby's is named once claimed). */
+export function stderrLines(log: ServeLog, server: string, holder: { readonly session: string }): (line: string) => void {
+  return (line) => log('server-stderr', { server, session: holder.session, line }, `[${server} ${holder.session}] ${line}`);
+}
+
+/** The tools relay between a session and its server, when the settings inspect tools (pins, policy, audit). */
+export function relayFor(settings: Settings, places: SessionPlaces, entry: LockEntry | undefined, log: Logger): Relay | undefined {
+  return inspects(settings) ? sessionRelay(places, entry, settings, log) : undefined;
 }
 
 /** mcpbox's messages about one session's server (egress decisions, tools), as serve's log lines. */

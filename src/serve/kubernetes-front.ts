@@ -1,4 +1,4 @@
-import { CONTAINER_SECURITY, NOBODY_ID } from '../sandbox/kubernetes.js';
+import { CONTAINER_SECURITY, POD_SECURITY } from '../sandbox/kubernetes.js';
 
 /**
  * `mcpbox serve` as a team's HTTP front on a cluster (`mcpbox export kubernetes --serve`): a
@@ -23,16 +23,18 @@ export const SERVE_CONFIG_SECRET = `${SERVE_NAME}-config`;
 export const SERVE_ENV_SECRET = `${SERVE_NAME}-env`;
 const PORT = 9090;
 const PODS_DIR = '/etc/mcpbox/pods';
+/** The ConfigMap of the servers' Pods. */
+const PODS_CONFIGMAP = `${SERVE_NAME}-pods`;
 const labels = { 'app.kubernetes.io/name': SERVE_NAME, 'app.kubernetes.io/managed-by': 'mcpbox', 'app.kubernetes.io/component': 'serve' };
-const meta = (kind: string) => ({ name: kind === 'ConfigMap' ? `${SERVE_NAME}-pods` : SERVE_NAME, labels });
+const meta = { name: SERVE_NAME, labels };
 
 export function serveFrontManifests(input: ServeFrontInput): Manifest[] {
   return [
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta('ServiceAccount') },
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta },
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'Role',
-      metadata: meta('Role'),
+      metadata: meta,
       // What `kubectl run --stdin --attach --rm` and the sweep of an earlier serve's pods need; nothing else.
       rules: [
         { apiGroups: [''], resources: ['pods'], verbs: ['create', 'get', 'list', 'watch', 'delete'] },
@@ -42,17 +44,17 @@ export function serveFrontManifests(input: ServeFrontInput): Manifest[] {
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'RoleBinding',
-      metadata: meta('RoleBinding'),
+      metadata: meta,
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: SERVE_NAME },
       subjects: [{ kind: 'ServiceAccount', name: SERVE_NAME }],
     },
-    { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta('ConfigMap'), data: Object.fromEntries([...input.pods].map(([server, pod]) => [`${server}.json`, JSON.stringify(pod)])) },
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { ...meta, name: PODS_CONFIGMAP }, data: Object.fromEntries([...input.pods].map(([server, pod]) => [`${server}.json`, JSON.stringify(pod)])) },
     deployment(input),
-    { apiVersion: 'v1', kind: 'Service', metadata: meta('Service'), spec: { selector: { 'app.kubernetes.io/name': SERVE_NAME }, ports: [{ name: 'http', port: PORT, targetPort: PORT, protocol: 'TCP' }] } },
+    { apiVersion: 'v1', kind: 'Service', metadata: meta, spec: { selector: { 'app.kubernetes.io/name': SERVE_NAME }, ports: [{ name: 'http', port: PORT, targetPort: PORT, protocol: 'TCP' }] } },
     {
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
-      metadata: meta('NetworkPolicy'),
+      metadata: meta,
       // Clients reach serve through the ingress on its one port; it reaches the API server (whose address a policy can't name portably).
       spec: { podSelector: { matchLabels: { 'app.kubernetes.io/name': SERVE_NAME } }, policyTypes: ['Ingress'], ingress: [{ ports: [{ protocol: 'TCP', port: PORT }] }] },
     },
@@ -87,7 +89,7 @@ function deployment(input: ServeFrontInput): Manifest {
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: meta('Deployment'),
+    metadata: meta,
     spec: {
       // One: sessions live in serve's memory, and a new serve removes the pods of the one before (Recreate, never two at once).
       replicas: 1,
@@ -98,12 +100,12 @@ function deployment(input: ServeFrontInput): Manifest {
         spec: {
           serviceAccountName: SERVE_NAME,
           enableServiceLinks: false,
-          securityContext: { runAsNonRoot: true, runAsUser: NOBODY_ID, runAsGroup: NOBODY_ID, fsGroup: NOBODY_ID, seccompProfile: { type: 'RuntimeDefault' } },
+          securityContext: POD_SECURITY,
           containers: [container],
           volumes: [
             // Readable by the pod's group (fsGroup) alone: serve --kubernetes accepts that, and nothing wider.
             { name: 'config', secret: { secretName: SERVE_CONFIG_SECRET, defaultMode: 0o440 } },
-            { name: 'pods', configMap: { name: `${SERVE_NAME}-pods` } },
+            { name: 'pods', configMap: { name: PODS_CONFIGMAP } },
             { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
             { name: 'home', emptyDir: { sizeLimit: '1Gi' } },
           ],

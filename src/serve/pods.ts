@@ -8,11 +8,10 @@ import { ConfigError } from '../errors.js';
 import type { HostContext, HostEnv } from '../host.js';
 import { parseRunnerArgs } from '../runners/table.js';
 import type { EngineLaunch } from '../sandbox/argv.js';
-import { inspects, sessionRelay } from '../tools/session.js';
 import { tokenDigest } from './auth.js';
 import { ContainerChannel } from './channel.js';
 import type { ServedServer } from './config.js';
-import { type ServeLog, serveLogger } from './containers.js';
+import { relayFor, type ServeLog, serveLogger, stderrLines } from './containers.js';
 import { short } from './http.js';
 import type { ServedTarget } from './prepare.js';
 
@@ -123,7 +122,8 @@ export class KubectlPods {
   }
 }
 
-export interface PodSite {
+/** Where serve's sessions live and what they are told, pods or containers alike (src/commands/serve.ts). */
+export interface SessionSite {
   readonly settings: Settings;
   readonly ctx: HostContext;
   readonly stateDir: string;
@@ -137,7 +137,7 @@ export interface PodSite {
  * relay as a container would. MCPBOX_KUBECTL names kubectl, MCPBOX_SERVE_INSTANCE this serve (its
  * pods' label; default mcpbox-serve).
  */
-export async function podTargets(servers: readonly ServedServer[], dir: string, at: PodSite): Promise<{ targets: Map<string, ServedTarget>; release: () => void }> {
+export async function podTargets(servers: readonly ServedServer[], dir: string, at: SessionSite): Promise<{ targets: Map<string, ServedTarget>; release: () => void }> {
   const { ctx, log } = at;
   const templates = readPodTemplates(dir, servers);
   const kubectl = new KubectlPods(ctx.env.MCPBOX_KUBECTL ?? 'kubectl', kubectlEnv(ctx.env));
@@ -154,9 +154,9 @@ export async function podTargets(servers: readonly ServedServer[], dir: string, 
     const container = (session: string) => {
       const holder = { session: short(session) };
       const channel = kubectl.channel(template, holder.session, servedBy);
-      channel.onstderr = (line) => log('server-stderr', { server: server.name, session: holder.session, line }, `[${server.name} ${holder.session}] ${line}`);
+      channel.onstderr = stderrLines(log, server.name, holder);
       const places = { stateDir: at.stateDir, server: invocation.packages[0]?.name ?? server.name, lockPath: at.lockPath, session: holder.session };
-      channel.connect(inspects(settings) ? sessionRelay(places, undefined, settings, serveLogger(log, server.name, holder, 'tools')) : undefined);
+      channel.connect(relayFor(settings, places, undefined, serveLogger(log, server.name, holder, 'tools')));
       return channel;
     };
     targets.set(server.name, { server, tokens: server.authTokens.map(tokenDigest), container });

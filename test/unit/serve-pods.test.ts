@@ -8,7 +8,7 @@ import { kubernetesManifests } from '../../src/sandbox/kubernetes.js';
 import { DEFAULT_POLICY } from '../../src/sandbox/spec.js';
 import type { ServedServer } from '../../src/serve/config.js';
 import { SERVE_CONFIG_SECRET, serveFrontManifests } from '../../src/serve/kubernetes-front.js';
-import { KubectlPods, kubectlEnv, kubectlRunArgv, type PodManifest, type PodSite, podTargets, readPodTemplates, SERVED_BY_LABEL, SESSION_POD_LABEL, sessionPod } from '../../src/serve/pods.js';
+import { KubectlPods, kubectlEnv, kubectlRunArgv, type PodManifest, type SessionSite, podTargets, readPodTemplates, SERVED_BY_LABEL, SESSION_POD_LABEL, sessionPod } from '../../src/serve/pods.js';
 
 /** serve's sessions as pods (serve --kubernetes) and serve as a cluster's front (export --serve). */
 const template = kubernetesManifests({
@@ -78,7 +78,7 @@ describe('serve --kubernetes: a pod per session', () => {
   });
 
   it('a serve name that is no label value is refused before kubectl is asked anything', async () => {
-    const at = { settings: {}, ctx: { env: { MCPBOX_SERVE_INSTANCE: 'team serve!', MCPBOX_KUBECTL: '/nonexistent/kubectl' } }, stateDir: tempDir(), lockPath: '', log: () => {} } as unknown as PodSite;
+    const at = { settings: {}, ctx: { env: { MCPBOX_SERVE_INSTANCE: 'team serve!', MCPBOX_KUBECTL: '/nonexistent/kubectl' } }, stateDir: tempDir(), lockPath: '', log: () => {} } as unknown as SessionSite;
     await expect(podTargets([], tempDir(), at)).rejects.toThrow('MCPBOX_SERVE_INSTANCE=team serve!: not a Kubernetes label value');
   });
 
